@@ -1,0 +1,73 @@
+"""Evaluate retrievers on the paper's test sets: Recall@10 (mean ± std over 3 sampled test sets) and more.
+
+    python evaluate.py data.root=../shared/data test_sets=[mc,mc_reco] retrievers=[tfidf,minilm-l6]
+    python evaluate.py model=outputs/train/<run>/best
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from melscribe_torch.data import custom_test_set, paper_test_set
+from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
+from melscribe_torch.evaluation.report import format_table, write_results
+from melscribe_torch.provenance import library_versions, machine_info
+
+log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parent / "hydra_conf"
+
+
+def model_aliases() -> dict[str, dict]:
+    """Short model names (hydra_conf/model/<name>.yaml) -> their settings."""
+    return {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in sorted((CONF_DIR / "model").glob("*.yaml"))}
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
+    """Evaluate every retriever on every test set; write results.json/results.md into ``output_dir``."""
+    builders = {}
+    for name in cfg.test_sets:
+        if name == "custom":
+            c = cfg.custom
+            builders[name] = custom_test_set(c.path, c.request_column, c.descriptor_column, c.sampling, c.id_column)
+        else:
+            builders[name] = paper_test_set(name, cfg.data.root)
+    names = list(cfg.retrievers) + ([str(cfg.model)] if cfg.get("model") else [])
+    results, sources = {}, {}
+    for name in names:
+        retriever, sources[name] = build_retriever(
+            name, model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision
+        )
+        results[name] = {}
+        for test_set, build in builders.items():
+            log.info("evaluating %s on %s", name, test_set)
+            results[name][test_set] = evaluate_over_seeds(retriever, build, list(cfg.seeds), list(cfg.k_values))
+    table = format_table(results)
+    payload = {
+        "results": results,
+        "models": sources,
+        "seeds": list(cfg.seeds),
+        "score": cfg.score,
+        "data_root": str(cfg.data.root),
+        "versions": library_versions(),
+        "machine": machine_info(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if output_dir is not None:
+        write_results(output_dir, payload, table)
+        log.info("wrote %s", Path(output_dir) / "results.json")
+    print(table)
+    return payload
+
+
+@hydra.main(config_path="hydra_conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()

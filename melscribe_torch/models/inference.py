@@ -1,0 +1,116 @@
+"""Shared inference plumbing for the encoders: precision, length-sorted batching, atomic saving."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Below this many inputs a progress bar is noise (a test, a single query).
+PROGRESS_THRESHOLD = 1000
+
+T = TypeVar("T")
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Autocast for `precision` on `device`; a null context for fp32.
+
+    Args:
+        device: where the forward pass runs.
+        precision: "fp32", "bf16" or "fp16".
+
+    Raises:
+        ValueError: unknown precision, or fp16 on CPU (CPU fp16 kernels are slow and
+            less accurate than bf16 there; use "bf16" or "fp32").
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    if dtype is torch.float16 and device.type == "cpu":
+        raise ValueError("precision='fp16' needs a GPU; on CPU use precision='bf16' or 'fp32'")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def run_length_sorted(
+    items: Sequence[T],
+    lengths: Sequence[int],
+    batch_fn: Callable[[list[T]], Tensor],
+    *,
+    batch_size: int,
+    show_progress: bool | None,
+    desc: str,
+) -> Tensor:
+    """Apply `batch_fn` to batches of `items` taken longest first, results in input order.
+
+    Sorting by length (descending, as sentence-transformers) keeps padding per batch small,
+    and the longest batch runs first so an out-of-memory error shows up at once.
+
+    Args:
+        items: the inputs, at least one.
+        lengths: a length proxy per item (characters).
+        batch_fn: maps a list of items to a tensor with one row per item.
+        batch_size: items per batch.
+        show_progress: a tqdm bar; None shows one above `PROGRESS_THRESHOLD` items.
+        desc: the bar's label.
+
+    Returns:
+        The rows of all batches, row i for items[i].
+
+    Shapes:
+        (N, ...) for N items.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if show_progress is None:
+        show_progress = len(items) > PROGRESS_THRESHOLD
+    order = sorted(range(len(items)), key=lambda i: -lengths[i])
+    outputs = []
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show_progress):
+        outputs.append(batch_fn([items[i] for i in order[start : start + batch_size]]))
+    sorted_rows = torch.cat(outputs)
+    rows = torch.empty_like(sorted_rows)
+    rows[torch.tensor(order, device=rows.device)] = sorted_rows
+    return rows
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write into; on success it replaces `path`.
+
+    A crash while writing leaves the previous directory intact (and the temporary one,
+    named `<path>.tmp-<pid>`, removed when the error propagates through here).
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # directories cannot be os.replace'd over a non-empty one: move the old one aside first
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_texts(texts: Sequence[str], what: str = "texts") -> None:
+    """Raise a TypeError naming the first non-string entry (or a bare string for a list)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{what} must be a list of strings, got a single string; wrap it: [text]")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{what}[{i}] is {type(text).__name__}, expected str")
