@@ -26,7 +26,8 @@ def write_tiny_vocab(path: Path) -> Path:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     pieces = ["##" + c for c in string.ascii_lowercase + string.digits]
-    vocab = specials + chars + pieces + sorted(set(MUSIC_WORDS))
+    # dict.fromkeys: one-letter words ("a", "i") are also characters; ids must stay unique.
+    vocab = list(dict.fromkeys(specials + chars + pieces + sorted(set(MUSIC_WORDS))))
     path.write_text("\n".join(vocab) + "\n")
     return path
 

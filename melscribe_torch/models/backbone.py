@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -22,7 +23,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-_AUTO_CLASSES = {"encoder": AutoModel, "sequence-classification": AutoModelForSequenceClassification}
+_AUTO_CLASSES = {
+    "encoder": AutoModel,
+    "sequence-classification": AutoModelForSequenceClassification,
+}
 _HOW_TO_FIX = (
     "set model.name_or_path=/path/to/local/model/dir "
     "(a Hugging Face or sentence-transformers model directory)"
@@ -76,8 +80,9 @@ def load_backbone(
 
     Args:
         name_or_path: see `resolve_model_path`.
-        kind: "encoder" (`AutoModel`, hidden states) or "sequence-classification"
-            (`AutoModelForSequenceClassification`, logits).
+        kind: "encoder" (`AutoModel`, hidden states), "sequence-classification"
+            (`AutoModelForSequenceClassification`, logits) or "auto" (sequence-classification
+            when the checkpoint's `config.architectures` names a *ForSequenceClassification).
 
     Returns:
         (model, tokenizer), the model in eval mode on CPU.
@@ -86,8 +91,8 @@ def load_backbone(
         ModelNotFoundError: not found locally, nor in the HF cache, with the hub unreachable.
         ValueError: the tokenizer is not a fast one (we need `tokenizers`' speed and offsets).
     """
-    if kind not in _AUTO_CLASSES:
-        raise ValueError(f"unknown backbone kind {kind!r}; valid kinds are {', '.join(_AUTO_CLASSES)}")
+    if kind not in (*_AUTO_CLASSES, "auto"):
+        raise ValueError(f"unknown backbone kind {kind!r}; valid: {', '.join(_AUTO_CLASSES)}, auto")
     path = resolve_model_path(name_or_path)
     if os.path.isdir(path):
         try:
@@ -104,7 +109,7 @@ def load_backbone(
             model, tokenizer = _load(path, kind, local_files_only=True)
         except OSError:
             # transformers would spend 20+ s retrying an unreachable hub: decide ourselves, now
-            if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE") or not hub_reachable():
+            if hub_offline():
                 raise ModelNotFoundError(
                     f"model {name_or_path!r} was not found locally or in the Hugging Face cache, "
                     f"and the hub is unreachable (offline); {_HOW_TO_FIX}"
@@ -118,9 +123,29 @@ def load_backbone(
     return model.eval(), tokenizer
 
 
+def max_input_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest input (in tokens) both the tokenizer and the position embeddings allow."""
+    # a tokenizer without a declared limit reports a huge sentinel (1e30)
+    limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 10**9)]
+    return int(min(limits))
+
+
+def hub_offline() -> bool:
+    """Whether the hub must not be used: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set, or unreachable."""
+    return _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE") or not hub_reachable()
+
+
 def _load(
     path: str, kind: str, *, local_files_only: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if kind == "auto":
+        config = AutoConfig.from_pretrained(path, local_files_only=local_files_only)
+        architectures = getattr(config, "architectures", None) or [""]
+        kind = (
+            "sequence-classification"
+            if architectures[0].endswith("ForSequenceClassification")
+            else "encoder"
+        )
     model = _AUTO_CLASSES[kind].from_pretrained(path, local_files_only=local_files_only)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
     return model, tokenizer

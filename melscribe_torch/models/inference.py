@@ -20,7 +20,9 @@ PROGRESS_THRESHOLD = 1000
 T = TypeVar("T")
 
 
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+def autocast_context(
+    device: torch.device, precision: str
+) -> contextlib.AbstractContextManager[Any]:
     """Autocast for `precision` on `device`; a null context for fp32.
 
     Args:

@@ -25,7 +25,9 @@ def pool(token_embeddings: Tensor, attention_mask: Tensor, mode: str = "mean") -
         token_embeddings (B, T, H), attention_mask (B, T) -> (B, H)
     """
     if mode not in POOLING_MODES:
-        raise ValueError(f"unknown pooling mode {mode!r}; valid modes are {', '.join(POOLING_MODES)}")
+        raise ValueError(
+            f"unknown pooling mode {mode!r}; valid modes are {', '.join(POOLING_MODES)}"
+        )
     dtype = torch.promote_types(token_embeddings.dtype, torch.float32)
     token_embeddings = token_embeddings.to(dtype)
     if mode == "cls":

@@ -36,6 +36,14 @@ _POOLING_FLAGS = {
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
+# What a plain Hugging Face directory (no sentence-transformers files) amounts to.
+ST_DEFAULTS: dict[str, Any] = {
+    "is_sentence_transformers": False,
+    "pooling": "mean",
+    "max_seq_length": None,
+    "normalize": False,
+    "do_lower_case": False,
+}
 # The layout version we write (the 3.x format), recorded as sentence-transformers' own files do.
 _LAYOUT_VERSION = "3.0.0"
 
@@ -49,7 +57,7 @@ def read_st_settings(path: str | Path) -> dict[str, Any]:
     Returns:
         {"is_sentence_transformers": bool (modules.json present), "pooling": str,
         "max_seq_length": int | None, "normalize": bool, "do_lower_case": bool}.
-        Defaults: mean pooling, no max_seq_length, no normalization, no lowercasing.
+        Missing files give `ST_DEFAULTS` (mean pooling, no length, no normalization).
         "pooling" is returned as declared (e.g. "weightedmean", or "mean+max" for several
         flags); whoever uses it validates it against `POOLING_MODES`.
     """
@@ -58,14 +66,16 @@ def read_st_settings(path: str | Path) -> dict[str, Any]:
     bert_config = _read_json(path / "sentence_bert_config.json") or {}
     types = [module.get("type", "") for module in modules]
     pooling_dirs = [m.get("path", "") for m in modules if m.get("type", "").endswith("Pooling")]
-    pooling_config = _read_json(path / (pooling_dirs[0] if pooling_dirs else "1_Pooling") / "config.json")
+    pooling_config = _read_json(
+        path / (pooling_dirs[0] if pooling_dirs else "1_Pooling") / "config.json"
+    )
     return {
         "is_sentence_transformers": bool(modules),
-        "pooling": _pooling_mode(pooling_config) if pooling_config else "mean",
-        "max_seq_length": bert_config.get("max_seq_length"),
+        "pooling": _pooling_mode(pooling_config) if pooling_config else ST_DEFAULTS["pooling"],
+        "max_seq_length": bert_config.get("max_seq_length", ST_DEFAULTS["max_seq_length"]),
         # type names moved between versions (models.Normalize, base.modules.normalize.Normalize)
         "normalize": any(t.rsplit(".", 1)[-1] == "Normalize" for t in types),
-        "do_lower_case": bool(bert_config.get("do_lower_case", False)),
+        "do_lower_case": bool(bert_config.get("do_lower_case", ST_DEFAULTS["do_lower_case"])),
     }
 
 
@@ -90,9 +100,13 @@ def write_st_layout(
         do_lower_case: lowercase texts before tokenizing.
     """
     if pooling not in POOLING_MODES:
-        raise ValueError(f"unknown pooling mode {pooling!r}; valid modes are {', '.join(POOLING_MODES)}")
+        raise ValueError(
+            f"unknown pooling mode {pooling!r}; valid modes are {', '.join(POOLING_MODES)}"
+        )
     if similarity_fn_name not in ("cosine", "dot"):
-        raise ValueError(f"similarity_fn_name must be 'cosine' or 'dot', got {similarity_fn_name!r}")
+        raise ValueError(
+            f"similarity_fn_name must be 'cosine' or 'dot', got {similarity_fn_name!r}"
+        )
     path = Path(path)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": _TRANSFORMER},
@@ -100,10 +114,13 @@ def write_st_layout(
     ]
     if normalize:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": _NORMALIZE})
-        (path / "2_Normalize").mkdir(parents=True, exist_ok=True)  # sentence-transformers makes it too
+        (path / "2_Normalize").mkdir(
+            parents=True, exist_ok=True
+        )  # sentence-transformers makes it too
     atomic_write_json(path / "modules.json", modules)
     atomic_write_json(
-        path / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case}
+        path / "sentence_bert_config.json",
+        {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case},
     )
     pooling_config: dict[str, Any] = {"word_embedding_dimension": hidden_size}
     pooling_config.update({key: mode == pooling for key, mode in _POOLING_FLAGS.items()})
