@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from melscribe_torch.data import custom_test_set, paper_test_set
 from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
 from melscribe_torch.evaluation.report import format_table, write_results
+from melscribe_torch.models.aliases import load_model_aliases
 from melscribe_torch.provenance import library_versions, machine_info
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ CONF_DIR = Path(__file__).resolve().parent / "hydra_conf"
 
 def model_aliases() -> dict[str, dict]:
     """Short model names (hydra_conf/model/<name>.yaml) -> their settings."""
-    return {p.stem: OmegaConf.to_container(OmegaConf.load(p)) for p in sorted((CONF_DIR / "model").glob("*.yaml"))}
-
+    return load_model_aliases(CONF_DIR / "model")
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     """Evaluate every retriever on every test set; write results.json/results.md into ``output_dir``."""
@@ -36,11 +36,12 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
             builders[name] = custom_test_set(c.path, c.request_column, c.descriptor_column, c.sampling, c.id_column)
         else:
             builders[name] = paper_test_set(name, cfg.data.root)
-    names = list(cfg.retrievers) + ([str(cfg.model)] if cfg.get("model") else [])
+    names = list(cfg.retrievers) + ([str(cfg.trained_model)] if cfg.get("trained_model") else [])
     results, sources = {}, {}
     for name in names:
         retriever, sources[name] = build_retriever(
-            name, model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision
+            name, model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision,
+            OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
         )
         results[name] = {}
         for test_set, build in builders.items():
@@ -69,5 +70,13 @@ def main(cfg: DictConfig) -> None:
     run(cfg, HydraConfig.get().runtime.output_dir)
 
 
+def model_override_as_value(argv: list[str]) -> list[str]:
+    """``model=<dir>`` names a model to evaluate, not an option of the ``model/`` config group."""
+    return [f"trained_model={a.split('=', 1)[1]}" if a.startswith("model=") else a for a in argv]
+
+
 if __name__ == "__main__":
+    import sys
+
+    sys.argv = [sys.argv[0], *model_override_as_value(sys.argv[1:])]
     main()

@@ -90,12 +90,15 @@ def build_retriever(
     score: str = "cos",
     batch_size: int = 64,
     precision: str = "fp32",
+    hybrid: dict | None = None,
 ) -> tuple[Retriever, str]:
     """A retriever from its name: a baseline, a short model name, or a model directory / hub id.
 
     Args:
-        name: ``"tfidf"``, a key of ``model_aliases`` (e.g. ``"minilm-l6"``), or a path / hub id.
+        name: ``"tfidf"``, a key of ``model_aliases`` (e.g. ``"minilm-l6"``), or a path / hub id;
+            ``"hybrid:<model>"`` fuses that model with TF-IDF (``melscribe_torch.recommend.hybrid``).
         model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``.
+        hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf"}``.
 
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
@@ -104,6 +107,16 @@ def build_retriever(
         return TfidfRetriever(), "tfidf"
     from ..models import BiEncoder
 
+    if name.startswith("hybrid:"):
+        from ..recommend.hybrid import HybridRetriever
+
+        dense, source = build_retriever(name.removeprefix("hybrid:"), model_aliases, score, batch_size, precision)
+        settings = hybrid or {}
+        if "alpha" not in settings:
+            raise ValueError(f"retriever {name!r} needs a fusion weight: set hybrid.alpha (chosen on validation data)")
+        retriever = HybridRetriever(dense.encoder, name, float(settings["alpha"]), settings.get("method", "zscore"),
+                                    score, batch_size, precision)
+        return retriever, source
     alias = (model_aliases or {}).get(name)
     if alias is not None:
         encoder = BiEncoder.from_pretrained(

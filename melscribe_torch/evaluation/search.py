@@ -74,6 +74,8 @@ def exact_topk(
             merged_indices = torch.cat([best_indices, chunk_indices + d_start], dim=1)
             best_scores, order = torch.topk(merged_scores, min(k, merged_scores.shape[1]), dim=1)
             best_indices = torch.gather(merged_indices, 1, order)
+            # Free this block's scores before the next block is allocated: one score block alive at a time.
+            del scores, chunk_scores, chunk_indices, merged_scores, merged_indices, d
         all_scores[q_start : q_start + q.shape[0]] = best_scores.cpu()
         all_indices[q_start : q_start + q.shape[0]] = best_indices.cpu()
     return all_scores, all_indices

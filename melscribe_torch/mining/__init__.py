@@ -1,0 +1,23 @@
+"""Mining: hard negatives per training request from dense and lexical retrievers (GPL stage 2)."""
+
+from .hard_negatives import (
+    HARD_NEGATIVES_FILE,
+    mine_hard_negatives,
+    mine_lexical,
+    mine_with_encoder,
+    read_hard_negatives,
+    write_hard_negatives,
+)
+from .lexical import LEXICAL_METHODS, bm25_matrices, tfidf_matrices
+
+__all__ = [
+    "HARD_NEGATIVES_FILE",
+    "LEXICAL_METHODS",
+    "bm25_matrices",
+    "mine_hard_negatives",
+    "mine_lexical",
+    "mine_with_encoder",
+    "read_hard_negatives",
+    "tfidf_matrices",
+    "write_hard_negatives",
+]

@@ -1,0 +1,174 @@
+"""Song catalogs: a CSV or JSONL file with one song per row.
+
+Schema (column names configurable):
+
+- id column (default ``id``): the song id, unique in the file.
+- descriptor column (default ``descriptors``): the song's descriptors, either a list
+  (JSONL), an LP-MusicCaps export string (``"['sad', 'piano']"`` or numpy style) or a
+  comma-separated string (``"sad, piano"``).
+- title / artist columns (default ``title`` / ``artist``): optional; used when present.
+
+Rows without descriptors are skipped and counted in one log line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.descriptors import parse_descriptor_list
+from ..data.sources import DataError, is_missing
+
+log = logging.getLogger(__name__)
+
+CATALOG_FORMATS = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Song:
+    """One catalog entry.
+
+    Attributes:
+        song_id: Unique id of the song.
+        descriptors: Its descriptors, in file order (at least one).
+        title: Optional title.
+        artist: Optional artist.
+    """
+
+    song_id: str
+    descriptors: tuple[str, ...]
+    title: str | None = None
+    artist: str | None = None
+
+
+def load_catalog(
+    path: str | Path,
+    id_column: str = "id",
+    descriptor_column: str = "descriptors",
+    title_column: str | None = "title",
+    artist_column: str | None = "artist",
+) -> list[Song]:
+    """Read a CSV or JSONL catalog into songs, in file order.
+
+    Args:
+        path: A ``.csv`` or ``.jsonl`` file.
+        id_column: Column holding the song id (required).
+        descriptor_column: Column holding the descriptors (required).
+        title_column: Column holding the title; used when the file has it.
+        artist_column: Column holding the artist; used when the file has it.
+
+    Returns:
+        The songs with at least one descriptor.
+
+    Raises:
+        DataError: missing file or column (the message lists the columns found), unknown
+            format, a malformed JSONL line, or duplicate song ids (the message names them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"catalog file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in CATALOG_FORMATS:
+        raise DataError(
+            f"catalog {path}: unknown format {suffix!r}; use one of {', '.join(CATALOG_FORMATS)}"
+        )
+    rows, columns = _read_csv(path) if suffix == ".csv" else _read_jsonl(path)
+    missing = [c for c in (id_column, descriptor_column) if c not in columns]
+    if missing:
+        raise DataError(
+            f"catalog {path}: no column(s) {', '.join(missing)}; columns found: "
+            f"{', '.join(sorted(columns)) or '(none: empty file?)'}; "
+            "choose them with --id-column / --descriptor-column"
+        )
+    songs: list[Song] = []
+    skipped = 0
+    seen: dict[str, int] = {}
+    duplicates: list[str] = []
+    for row_number, row in rows:
+        song_id = row.get(id_column)
+        if song_id is None or (isinstance(song_id, str) and is_missing(song_id.strip())):
+            raise DataError(
+                f"catalog {path}, row {row_number}: empty song id in column {id_column!r}"
+            )
+        song_id = str(song_id).strip()
+        descriptors = _descriptors(row.get(descriptor_column))
+        if not descriptors:
+            skipped += 1
+            continue
+        if song_id in seen:
+            duplicates.append(song_id)
+            continue
+        seen[song_id] = row_number
+        songs.append(
+            Song(
+                song_id=song_id,
+                descriptors=tuple(descriptors),
+                title=_optional(row, title_column),
+                artist=_optional(row, artist_column),
+            )
+        )
+    if duplicates:
+        shown = sorted(set(duplicates))
+        raise DataError(
+            f"catalog {path}: {len(shown)} duplicate song id(s) in column {id_column!r}: "
+            f"{', '.join(shown[:10])}{' ...' if len(shown) > 10 else ''}; song ids must be unique"
+        )
+    if skipped:
+        log.warning(
+            "catalog %s: kept %d songs, skipped %d rows without descriptors",
+            path,
+            len(songs),
+            skipped,
+        )
+    if not songs:
+        raise DataError(f"catalog {path}: no song with descriptors in column {descriptor_column!r}")
+    return songs
+
+
+def _descriptors(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(d).strip() for d in value if str(d).strip()]
+    text = str(value)
+    if is_missing(text.strip()):
+        return []
+    return [d.strip() for d in parse_descriptor_list(text) if d.strip()]
+
+
+def _optional(row: dict, column: str | None) -> str | None:
+    value = row.get(column) if column else None
+    if value is None or (isinstance(value, str) and is_missing(value.strip())):
+        return None
+    return str(value)
+
+
+def _read_csv(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or [])
+        # row 1 is the header
+        return [(n, row) for n, row in enumerate(reader, start=2)], columns
+
+
+def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
+    rows: list[tuple[int, dict]] = []
+    columns: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"catalog {path}, line {n}: not valid JSON ({err})") from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"catalog {path}, line {n}: expected a JSON object, got {type(row).__name__}"
+                )
+            columns |= row.keys()
+            rows.append((n, row))
+    return rows, columns

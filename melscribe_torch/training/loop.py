@@ -1,0 +1,343 @@
+"""The bi-encoder training loop (GPL stage 5), plain PyTorch, readable top to bottom.
+
+Per optimizer step: ``grad_accum`` micro-batches of (request, positive, negative, margin),
+each embedded by the one shared encoder and scored by dot product (or cosine); the loss
+is MarginMSE on (q·p − q·n) against the teacher margin, in-batch negatives (MNRL), or a
+weighted sum of both. Then: unscale → clip → step → ``zero_grad(set_to_none=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..io import atomic_write_text
+from ..losses import MarginMSELoss, MultipleNegativesRankingLoss
+from ..models.inference import autocast_context
+from .batches import TrainingExample, batch_indices
+from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from .distributed import average_gradients, barrier, broadcast_parameters
+from .schedule import lr_at
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("margin_mse", "mnrl", "margin_mse+mnrl")
+
+
+class StudentLoss(nn.Module):
+    """Weighted sum of MarginMSE and in-batch negatives on the student's embeddings.
+
+    Args:
+        margin_mse_weight: Weight of MarginMSE on (q·p − q·n) vs the teacher margin (the paper: 1).
+        mnrl_weight: Weight of MNRL with groups (positive, hard negative), G = 2.
+        similarity: "dot" (the paper) or "cos" scores for MarginMSE.
+        mnrl_scale: Inverse temperature of MNRL.
+        mnrl_similarity: "cos" or "dot" for MNRL.
+
+    Shapes:
+        q_emb, p_emb, n_emb: (B, H); margins: (B,) -> loss () and a dict of float parts.
+    """
+
+    def __init__(
+        self,
+        margin_mse_weight: float = 1.0,
+        mnrl_weight: float = 0.0,
+        similarity: str = "dot",
+        mnrl_scale: float = 20.0,
+        mnrl_similarity: str = "cos",
+    ) -> None:
+        super().__init__()
+        if similarity not in ("dot", "cos"):
+            raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+        if margin_mse_weight <= 0 and mnrl_weight <= 0:
+            raise ValueError("at least one loss weight must be > 0")
+        self.margin_mse_weight, self.mnrl_weight, self.similarity = (
+            margin_mse_weight,
+            mnrl_weight,
+            similarity,
+        )
+        self.margin_mse = MarginMSELoss()
+        self.mnrl = MultipleNegativesRankingLoss(scale=mnrl_scale, similarity=mnrl_similarity)
+
+    def forward(
+        self, q_emb: Tensor, p_emb: Tensor, n_emb: Tensor, margins: Tensor
+    ) -> tuple[Tensor, dict[str, float]]:
+        q_emb, p_emb, n_emb = q_emb.float(), p_emb.float(), n_emb.float()
+        loss = q_emb.new_zeros(())
+        parts = {}
+        if self.margin_mse_weight > 0:
+            q, p, n = (
+                (F.normalize(e, dim=-1) for e in (q_emb, p_emb, n_emb))
+                if self.similarity == "cos"
+                else (q_emb, p_emb, n_emb)
+            )
+            part = self.margin_mse((q * p).sum(-1), (q * n).sum(-1), margins)
+            loss = loss + self.margin_mse_weight * part
+            parts["margin_mse"] = part.item()
+        if self.mnrl_weight > 0:
+            documents = torch.stack([p_emb, n_emb], dim=1).flatten(
+                0, 1
+            )  # (2B, H): p0, n0, p1, n1, ...
+            part = self.mnrl(q_emb, documents)
+            loss = loss + self.mnrl_weight * part
+            parts["mnrl"] = part.item()
+        return loss, parts
+
+
+def _tokenize(
+    model, texts: Sequence[str], max_length: int, device: torch.device
+) -> dict[str, Tensor]:
+    texts = [t.lower() for t in texts] if model.lowercase else list(texts)
+    features = model.tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return {k: v.to(device) for k, v in features.items()}
+
+
+def count_truncated(model, texts: Sequence[str], max_length: int) -> int:
+    """How many distinct texts have more than ``max_length`` tokens (they get truncated)."""
+    distinct = list(dict.fromkeys(texts))
+    lengths = [len(ids) for ids in model.tokenizer(distinct, add_special_tokens=True)["input_ids"]]
+    return sum(length > max_length for length in lengths)
+
+
+def _append_jsonl(path: Path | None, row: dict) -> None:
+    if path is not None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _drop_rows_after(path: Path | None, step: int) -> None:
+    """On resume, forget log rows written after the checkpoint (they are about to be redone)."""
+    if path is None or not path.is_file():
+        return
+    rows = [
+        line
+        for line in path.read_text().splitlines()
+        if line and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in rows))
+
+
+def train_bi_encoder(
+    model,
+    examples: Sequence[TrainingExample],
+    *,
+    steps: int,
+    batch_size: int,
+    loss_fn: StudentLoss,
+    grad_accum: int = 1,
+    lr: float = 2e-5,
+    weight_decay: float = 0.01,
+    warmup_steps: int = 1000,
+    max_grad_norm: float = 1.0,
+    precision: str = "fp32",
+    max_query_len: int = 64,
+    max_doc_len: int = 256,
+    seed: int = 0,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume_from: str | Path | None = None,
+    validate: Callable[[Any], float] | None = None,
+    eval_every: int = 0,
+    best_dir: str | Path | None = None,
+    metrics_path: str | Path | None = None,
+    log_every: int = 10,
+    stop_after: int | None = None,
+    config: dict | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, Any]:
+    """Train ``model`` (a ``BiEncoder``) in place.
+
+    Args:
+        model: The student, on its training device.
+        examples: (request, positive, negative, margin) tuples.
+        steps: Total optimizer steps of the run (the schedule decays to 0 there).
+        batch_size: Examples per micro-batch and rank.
+        loss_fn: The objective.
+        grad_accum: Micro-batches per optimizer step.
+        lr, weight_decay: AdamW settings.
+        warmup_steps: Linear warmup length (already clamped for short runs, see ``warmup_for``).
+        max_grad_norm: Gradient clipping threshold.
+        precision: "fp32", "bf16" or "fp16" (GPU; with a GradScaler) autocast.
+        max_query_len, max_doc_len: Truncation of requests / descriptor sets, in tokens.
+        seed: Seeds the data order and dropout; a resumed run keeps the checkpoint's seed.
+        checkpoint_path: Where to save (and look for) the checkpoint; None: no checkpoints.
+        checkpoint_every: Save every N steps (and at the end); 0: only at the end.
+        resume_from: An explicit checkpoint to resume from (else ``checkpoint_path`` if it exists).
+        validate: model -> validation metric (higher is better), run every ``eval_every`` steps and at the end.
+        eval_every: 0: only at the end.
+        best_dir: ``model.save`` target when the validation metric improves.
+        metrics_path: ``metrics.jsonl``: one flat dict per logged step and per validation.
+        log_every: Steps between log rows.
+        stop_after: End this process after this step (checkpointed), e.g. to fit a time slot; rerun to resume.
+        config: Stored in the checkpoint; a resume warns when it differs.
+        rank, world_size: This process under DDP (gradients averaged over ranks).
+
+    Returns:
+        ``{"step", "best_metric", "last_metric", "train_loss", "examples_per_s", "truncated_requests", "resumed_from"}``.
+    """
+    if not examples:
+        raise ValueError("no training examples: the training data is empty")
+    if steps < 1 or grad_accum < 1 or batch_size < 1:
+        raise ValueError(
+            f"steps, grad_accum and batch_size must be >= 1, got {steps}, {grad_accum}, {batch_size}"
+        )
+    device = model.device
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    step, best_metric, resumed_from = 0, None, None
+    resume = (
+        Path(resume_from)
+        if resume_from
+        else checkpoint_path
+        if checkpoint_path and checkpoint_path.is_file()
+        else None
+    )
+    if resume is not None:
+        state = load_checkpoint(resume, model)
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step, best_metric, seed = state["step"], state["best_metric"], state["seed"]
+        set_rng_states(state["rng"])
+        if config is not None and state.get("config") != config:
+            warnings.warn(
+                f"config differs from the one in checkpoint {resume}; continuing with the new one",
+                stacklevel=2,
+            )
+        resumed_from = str(resume)
+        log.info("resumed from %s at step %d", resume, step)
+        if rank == 0:
+            _drop_rows_after(metrics_path, step)
+    else:
+        torch.manual_seed(seed)
+        broadcast_parameters(model)
+
+    truncated = count_truncated(model, [e[0] for e in examples], max_query_len)
+    if rank == 0:
+        log.info(
+            "%d distinct request(s) are longer than %d tokens and get truncated",
+            truncated,
+            max_query_len,
+        )
+
+    def checkpoint() -> None:
+        if checkpoint_path is not None and rank == 0:
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "micro_batch": step * grad_accum,
+                    "best_metric": best_metric,
+                    "seed": seed,
+                    "config": config,
+                    "rng": rng_states(),
+                },
+            )
+        barrier()
+
+    def run_validation() -> float | None:
+        nonlocal best_metric
+        if validate is None:
+            return None
+        metric = validate(model)  # every rank computes it: they must agree on `best`
+        improved = best_metric is None or metric > best_metric
+        if improved:
+            best_metric = metric
+            if best_dir is not None and rank == 0:
+                model.save(best_dir)
+        _append_jsonl(metrics_path, {"step": step, "valid_recall@10": metric, "best": best_metric})
+        log.info("step %d: validation %.4f (best %.4f)", step, metric, best_metric)
+        return metric
+
+    model.train()
+    last_metric, losses, seen, tic = None, [], 0, time.perf_counter()
+    end = steps if stop_after is None else min(steps, stop_after)
+    bar = tqdm(total=steps, initial=step, desc="train", disable=rank != 0 or steps - step < 20)
+    while step < end:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, lr, warmup_steps, steps)
+        step_loss = 0.0
+        for micro in range(grad_accum):
+            batch = [
+                examples[i]
+                for i in batch_indices(
+                    step * grad_accum + micro, len(examples), batch_size, seed, rank, world_size
+                )
+            ]
+            requests, positives, negatives, margins = zip(*batch)
+            with autocast_context(device, precision):
+                q_emb = model(**_tokenize(model, requests, max_query_len, device))
+                p_emb = model(**_tokenize(model, positives, max_doc_len, device))
+                n_emb = model(**_tokenize(model, negatives, max_doc_len, device))
+            loss, _ = loss_fn(
+                q_emb, p_emb, n_emb, torch.tensor(margins, dtype=torch.float32, device=device)
+            )
+            loss = loss / grad_accum  # the step's gradient is the mean over its micro-batches
+            scaler.scale(loss).backward()
+            step_loss += loss.item()
+        average_gradients(model)
+        scaler.unscale_(optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm))
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(step_loss)
+        seen += batch_size * grad_accum * world_size
+        if not math.isfinite(step_loss):
+            raise FloatingPointError(
+                f"loss is {step_loss} at step {step}: lower the learning rate or use fp32"
+            )
+        bar.update(1)
+        if step % log_every == 0 or step == end:
+            elapsed = time.perf_counter() - tic
+            row = {
+                "step": step,
+                "loss": step_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "grad_norm": grad_norm,
+                "examples_per_s": seen / elapsed,
+            }
+            _append_jsonl(metrics_path, row)
+            bar.set_postfix(
+                loss=f"{step_loss:.4f}", lr=f"{row['lr']:.2e}", ex_s=f"{row['examples_per_s']:.1f}"
+            )
+        if eval_every and step % eval_every == 0 and step < steps:
+            last_metric = run_validation()
+            model.train()
+        if checkpoint_every and step % checkpoint_every == 0:
+            checkpoint()
+    bar.close()
+    elapsed = time.perf_counter() - tic
+    if step == steps:
+        last_metric = run_validation()
+    checkpoint()
+    model.eval()
+    return {
+        "step": step,
+        "best_metric": best_metric,
+        "last_metric": last_metric,
+        "train_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else None,
+        "examples_per_s": seen / elapsed if elapsed > 0 else None,
+        "truncated_requests": truncated,
+        "resumed_from": resumed_from,
+    }

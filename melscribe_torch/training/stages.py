@@ -1,0 +1,104 @@
+"""Resumable stages: each writes an artifact into the run directory and is skipped next time.
+
+Next to each artifact, ``<artifact>.meta.json`` holds a hash of the settings that made it
+(chained with the hash of the stage before, so a changed upstream stage reruns those after
+it). Rerunning in the same directory skips every stage whose artifact and hash match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_write_json
+from .distributed import barrier
+
+log = logging.getLogger(__name__)
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """A stable hash of JSON-able settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+
+
+class StageRunner:
+    """Runs stages in order, skipping done ones; records timings.
+
+    Args:
+        run_dir: The run directory.
+        rank: This process; only rank 0 writes meta files (stages write their own artifacts).
+    """
+
+    def __init__(self, run_dir: str | Path, rank: int = 0) -> None:
+        self.run_dir = Path(run_dir)
+        self.rank = rank
+        self.previous = ""
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
+
+    def meta_path(self, artifact: str) -> Path:
+        return self.run_dir / f"{artifact.rstrip('/')}.meta.json"
+
+    def is_done(self, artifact: str, digest: str) -> bool:
+        meta = self.meta_path(artifact)
+        if not (self.run_dir / artifact).exists() or not meta.is_file():
+            return False
+        return json.loads(meta.read_text()).get("hash") == digest
+
+    def run(
+        self,
+        name: str,
+        artifact: str,
+        settings: dict[str, Any],
+        make: Callable[[Path], None],
+        *,
+        all_ranks: bool = False,
+    ) -> bool:
+        """Run ``make(artifact_path)`` unless the artifact was made with these settings.
+
+        Args:
+            name: Stage name (for logs and timings).
+            artifact: File or directory name inside the run directory.
+            settings: Everything the artifact depends on (JSON-able).
+            make: Writes the artifact.
+            all_ranks: Every rank runs ``make`` (a sharded stage); else rank 0 only while others wait.
+
+        Returns:
+            True if the stage ran, False if it was skipped.
+        """
+        digest = settings_hash({"settings": settings, "previous": self.previous})
+        self.previous = digest
+        path = self.run_dir / artifact
+        if self.is_done(artifact, digest):
+            log.info("stage %s: skipped, %s was made with the same settings", name, path)
+            self.skipped.append(name)
+            # the time it took when it ran, so a resumed run still reports every stage's cost
+            self.timings[name] = json.loads(self.meta_path(artifact).read_text()).get("seconds", 0.0)
+            return False
+        log.info("stage %s: running -> %s", name, path)
+        tic = time.perf_counter()
+        if all_ranks or self.rank == 0:
+            make(path)
+        barrier()
+        self.timings[name] = time.perf_counter() - tic
+        if self.rank == 0:
+            meta = {"stage": name, "hash": digest, "seconds": self.timings[name], "settings": settings}
+            atomic_write_json(self.meta_path(artifact), meta)
+        barrier()
+        return True
+
+
+def remove(path: Path) -> None:
+    """Delete a stale file or directory."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,48 @@
+"""Validation Recall@k of a bi-encoder on retrieval sets built from held-out training clips."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..data.sampling import RetrievalSet
+from ..evaluation.metrics import ranking_metrics
+from ..evaluation.search import exact_topk
+
+
+def validation_recall(
+    model,
+    sets: Sequence[RetrievalSet],
+    k: int = 10,
+    score: str = "cos",
+    batch_size: int = 64,
+    precision: str = "fp32",
+) -> float:
+    """Mean Recall@k over ``sets`` (the paper's protocol: one sampled set per seed).
+
+    Args:
+        model: A ``BiEncoder``.
+        sets: Validation retrieval sets (never a test set).
+        k: The cut-off.
+        score: "cos" or "dot" ranking.
+        batch_size, precision: Encoding settings.
+    """
+    if not sets:
+        raise ValueError(
+            "no validation sets: the validation split is empty; raise data.valid_fraction"
+        )
+    recalls = []
+    for retrieval_set in sets:
+        qids = [q for q in retrieval_set.queries if retrieval_set.qrels.get(q)]
+        doc_ids = list(retrieval_set.corpus)
+        q_emb = model.encode(
+            [retrieval_set.queries[q] for q in qids], batch_size=batch_size, precision=precision
+        )
+        d_emb = model.encode(
+            [retrieval_set.corpus[d] for d in doc_ids], batch_size=batch_size, precision=precision
+        )
+        _, indices = exact_topk(q_emb, d_emb, k, score=score, device=model.device)
+        rankings = [[doc_ids[i] for i in row] for row in indices.tolist()]
+        recalls.append(
+            ranking_metrics(rankings, [retrieval_set.qrels[q] for q in qids], [k])[f"recall@{k}"]
+        )
+    return sum(recalls) / len(recalls)

@@ -1,0 +1,85 @@
+"""The benchmark scripts run end to end on the tiny model and write valid JSON (no timing asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name: str):
+    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tiny(name: str, model_dir: Path, out: Path, *extra: str) -> dict:
+    load_script(name).main(["--model", str(model_dir), "--tiny", "--device", "cpu", "--out", str(out), *extra])
+    payload = json.loads(out.read_text())
+    for key in ("date", "machine", "versions", "settings", "results"):
+        assert key in payload, f"{name}: results JSON lacks {key!r}"
+    assert payload["settings"]["seed"] == 0
+    assert payload["command"].startswith(f"python benchmarks/{name}.py --model")
+    assert "torch" in payload["versions"] and "sentence-transformers" in payload["versions"]
+    return payload["results"]
+
+
+def test_summarize_gives_median_and_spread():
+    common = load_script("common")
+    summary = common.summarize([3.0, 1.0, 2.0, 10.0])
+    assert summary["median"] == 2.5
+    assert (summary["min"], summary["max"]) == (1.0, 10.0)
+    assert summary["iqr"] > 0
+
+
+def test_measure_sides_interleaves_and_reports_rates():
+    import torch
+
+    common = load_script("common")
+    calls = []
+    figures = common.measure_sides(
+        {"ours": lambda: calls.append("ours") or 1, "peer": lambda: calls.append("peer") or 2},
+        device=torch.device("cpu"), repeats=2, warmup=1, work=10,
+    )
+    assert calls == ["ours", "peer"] * 3
+    assert figures["ours"]["result"] == 1 and figures["peer"]["result"] == 2
+    assert len(figures["ours"]["rate"]["runs"]) == 2
+
+
+def test_encode_agrees_with_the_peer_at_fp32(tiny_model_dir, tmp_path):
+    results = run_tiny("encode", tiny_model_dir, tmp_path / "encode.json", "--precisions", "fp32,bf16")
+    fp32 = results["precisions"]["fp32"]
+    assert fp32["ours"]["rate"]["median"] > 0
+    assert fp32["mean_cosine_ours_vs_peer_timed_subset"] > 0.9999
+    assert "bf16" in results["precisions"]
+
+
+def test_train_step_runs_both_sides(tiny_model_dir, tmp_path):
+    results = run_tiny("train_step", tiny_model_dir, tmp_path / "train.json", "--precisions", "bf16")
+    entry = results["precisions"]["bf16"]
+    assert entry["ours"]["rate"]["median"] > 0 and entry["peer"]["rate"]["median"] > 0
+    assert all(loss >= 0 for loss in entry["last_loss"].values())
+
+
+def test_mine_never_returns_positives_and_chunked_equals_naive(tiny_model_dir, tmp_path):
+    results = run_tiny("mine", tiny_model_dir, tmp_path / "mine.json", "--plot", str(tmp_path / "curve.png"))
+    assert results["real"]["positives_returned_ours"] == 0
+    assert all(point["same_top_k"] for point in results["scaling"])
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_label_scores_match_the_peer(tiny_model_dir, tmp_path):
+    results = run_tiny("label", tiny_model_dir, tmp_path / "label.json", "--precisions", "fp32")
+    assert results["precisions"]["fp32"]["max_abs_score_diff"] < 1e-4
+
+
+def test_scripts_measure_our_side_alone(tiny_model_dir, tmp_path):
+    results = run_tiny("label", tiny_model_dir, tmp_path / "label.json", "--precisions", "fp32", "--no-peer")
+    entry = results["precisions"]["fp32"]
+    assert "peer" not in entry and entry["ratio_ours_over_peer"] is None

@@ -1,0 +1,63 @@
+"""Teacher examples: positives, hard and random negatives, and the split by request."""
+
+import pytest
+
+from melscribe_torch.data import RetrievalSet
+from melscribe_torch.teacher import build_teacher_examples, split_examples
+
+
+def pairs() -> RetrievalSet:
+    corpus = {f"d{i}": f"descriptor set {i}" for i in range(12)}
+    queries = {"q0": "request zero", "q1": "request one", "q2": "request two"}
+    qrels = {"q0": {"d0", "d1"}, "q1": {"d2"}, "q2": {"d3"}}
+    return RetrievalSet(queries=queries, corpus=corpus, qrels=qrels)
+
+
+HARD = {
+    "q0": {"qid": "q0", "pos": ["d0", "d1"], "neg": {"a": ["d4", "d5"], "b": ["d5", "d6"]}},
+    "q1": {"qid": "q1", "pos": ["d2"], "neg": {"a": ["d7"], "b": []}},
+}
+
+
+def test_each_positive_gets_its_hard_and_random_negatives():
+    data = pairs()
+    examples = build_teacher_examples(
+        data, HARD, negatives_per_positive=2, random_negatives=1, seed=0
+    )
+    text_to_id = {text: doc_id for doc_id, text in data.corpus.items()}
+    by_request = {}
+    for query, doc, label in examples:
+        by_request.setdefault(query, []).append((text_to_id[doc], label))
+    q0 = by_request["request zero"]
+    assert [doc for doc, label in q0 if label == 1.0] == ["d0", "d1"]
+    # two hard (from the union over retrievers) + one random per positive
+    assert len(q0) == 2 * (1 + 2 + 1)
+    assert all(doc not in ("d0", "d1") for doc, label in q0 if label == 0.0)
+    hard_q0 = [doc for doc, label in q0 if label == 0.0 and doc in ("d4", "d5", "d6")]
+    assert len(hard_q0) >= 4
+    # q1 mined one negative: it gets just that one hard negative, plus a random one
+    assert len(by_request["request one"]) == 3 and ("d7", 0.0) in by_request["request one"]
+    # q2 has no mined negatives: positive + random only
+    assert len(by_request["request two"]) == 2
+
+
+def test_deterministic_for_a_seed_and_random_only_without_mining():
+    data = pairs()
+    assert build_teacher_examples(data, HARD, seed=3) == build_teacher_examples(data, HARD, seed=3)
+    examples = build_teacher_examples(
+        data, None, negatives_per_positive=5, random_negatives=2, seed=0
+    )
+    assert len(examples) == 4 * (1 + 2)
+
+
+def test_negatives_from_another_corpus_are_refused():
+    bad = {"q1": {"qid": "q1", "pos": ["d2"], "neg": {"a": ["d99"]}}}
+    with pytest.raises(KeyError, match="d99"):
+        build_teacher_examples(pairs(), bad)
+
+
+def test_split_holds_out_whole_requests():
+    examples = build_teacher_examples(pairs(), HARD, seed=0)
+    train, valid = split_examples(examples, valid_fraction=0.34, seed=0)
+    assert len(train) + len(valid) == len(examples) and valid
+    assert not {q for q, _, _ in train} & {q for q, _, _ in valid}

@@ -1,0 +1,136 @@
+"""Teacher training loop and its metrics, on the tiny model."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from melscribe_torch.models import CrossEncoder
+from melscribe_torch.teacher import (
+    binary_metrics,
+    evaluate_cross_encoder,
+    lr_at,
+    train_cross_encoder,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: tiny matmuls gain nothing from more, and on a busy machine
+    oversubscribed OpenMP threads make these tests tens of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def _teacher(tiny_model_dir):
+    torch.manual_seed(0)
+    return CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def teacher(_teacher):
+    return copy.deepcopy(_teacher)
+
+
+def toy_examples():
+    """Separable by the document alone: relevant descriptor sets say "happy", the others "sad"."""
+    requests = ["play rock music", "calm piano", "something like jazz", "upbeat pop"]
+    return [
+        (request, f"{mood}, {extra}", label)
+        for request in requests
+        for mood, label in (("happy", 1.0), ("sad", 0.0))
+        for extra in ("guitar", "drums", "bass")
+    ]
+
+
+def test_loss_falls_on_a_separable_toy_set(teacher):
+    examples = toy_examples()
+    before = evaluate_cross_encoder(teacher, examples)
+    metrics = train_cross_encoder(
+        teacher,
+        examples,
+        examples,
+        steps=20,
+        batch_size=8,
+        lr=1e-2,
+        warmup_steps=3,
+        precision="bf16",
+    )
+    assert metrics["loss"] < 0.5 * before["loss"] and metrics["accuracy"] == 1.0
+    assert metrics["auc"] > before["auc"] and metrics["auc"] > 0.9
+    assert metrics["steps"] == 20 and metrics["examples_per_s"] > 0
+    assert not teacher.training
+
+
+def test_training_is_deterministic_for_a_seed(tiny_model_dir):
+    examples = toy_examples()
+    results = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        model = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+        train_cross_encoder(
+            model, examples, examples[:4], steps=3, batch_size=4, precision="fp32", seed=1
+        )
+        results.append(model.predict([(q, d) for q, d, _ in examples]))
+    torch.testing.assert_close(results[0], results[1])
+
+
+def test_fp16_on_cpu_is_refused(teacher):
+    with pytest.raises(ValueError, match="fp16"):
+        train_cross_encoder(teacher, toy_examples(), toy_examples(), steps=1, precision="fp16")
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    rates = [lr_at(step, 1.0, warmup_steps=4, total_steps=10) for step in range(10)]
+    assert rates[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert rates[4:] == pytest.approx([1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binary_metrics_match_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-3, 4, size=200).astype(float)  # many ties
+    labels = rng.integers(0, 2, size=200)
+    accuracy, auc = binary_metrics(torch.tensor(scores), torch.tensor(labels))
+    assert auc == pytest.approx(roc_auc_score(labels, scores))
+    assert accuracy == pytest.approx(np.mean((scores > 0) == (labels == 1)))
+
+
+def test_binary_metrics_by_hand():
+    assert binary_metrics([2.0, 1.0, -1.0], [1, 0, 0]) == (pytest.approx(2 / 3), 1.0)
+    assert binary_metrics([0.5, 0.5], [1, 0])[1] == 0.5
+    assert np.isnan(binary_metrics([1.0, 2.0], [1, 1])[1])
+
+
+def test_default_config_names_a_known_backbone():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    conf_dir = Path(__file__).resolve().parents[1] / "hydra_conf"
+    cfg = OmegaConf.load(conf_dir / "teacher" / "default.yaml")
+    assert (conf_dir / "model" / f"{cfg.model}.yaml").is_file()
+    assert cfg.steps > 0 and cfg.warmup_steps <= cfg.steps and 0 < cfg.valid_fraction < 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_training_on_cuda_uses_the_grad_scaler(teacher):
+    examples = toy_examples()
+    metrics = train_cross_encoder(
+        teacher,
+        examples,
+        examples,
+        steps=30,
+        batch_size=8,
+        lr=1e-2,
+        warmup_steps=3,
+        precision="fp16",
+        device="cuda",
+    )
+    assert metrics["accuracy"] == 1.0 and teacher.device.type == "cuda"

@@ -1,0 +1,118 @@
+"""The bi-encoder loop: schedule, batch order, gradient accumulation, exact resume, checkpoint errors."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from melscribe_torch.models import BiEncoder
+from melscribe_torch.training import (
+    CheckpointError,
+    StudentLoss,
+    batch_indices,
+    load_checkpoint,
+    lr_at,
+    train_bi_encoder,
+    warmup_for,
+)
+
+EXAMPLES = [
+    (f"i want {a} {b} music", f"{a}, {b}", f"{c}, slow tempo", m)
+    for a, b, c, m in [
+        ("rock", "guitar", "jazz", 2.0),
+        ("pop", "female vocal", "bass", 1.5),
+        ("jazz", "piano", "rock", 3.0),
+        ("calm", "acoustic", "loud", 0.5),
+        ("happy", "upbeat", "sad", 1.0),
+        ("electronic", "beat", "piano", 2.5),
+        ("sad", "strings", "happy", 0.7),
+        ("energetic", "drums", "calm", 1.2),
+    ]
+]
+
+
+@pytest.fixture
+def model(tiny_model_dir):
+    model = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    for module in model.modules():  # no dropout: runs compare exactly
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+def train(model, **kwargs):
+    args = {
+        "steps": 4,
+        "batch_size": 4,
+        "loss_fn": StudentLoss(),
+        "lr": 1e-3,
+        "warmup_steps": 1,
+        "precision": "fp32",
+        "seed": 0,
+        "log_every": 1,
+    }
+    return train_bi_encoder(model, EXAMPLES, **{**args, **kwargs})
+
+
+def test_lr_warms_up_linearly_then_decays_to_zero():
+    assert [lr_at(s, 1.0, 4, 10) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_at(7, 1.0, 4, 10) == pytest.approx(0.5)
+    assert lr_at(10, 1.0, 4, 10) == 0.0
+    assert (
+        warmup_for(1000, 100) == 10 and warmup_for(1000, 100_000) == 1000 and warmup_for(5, 3) == 1
+    )
+
+
+def test_batch_order_is_a_pure_function_of_seed_and_position_and_shards_ranks():
+    assert batch_indices(5, 8, 2, seed=3) == batch_indices(5, 8, 2, seed=3)
+    epoch = [i for m in range(4) for i in batch_indices(m, 8, 2, seed=3)]
+    assert sorted(epoch) == list(range(8))  # one epoch sees every example once
+    ranks = [set(batch_indices(0, 8, 2, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert not ranks[0] & ranks[1]
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_indices(0, 3, 4, seed=0)
+
+
+def test_two_accumulated_half_batches_equal_one_full_batch(model):
+    full, accumulated = copy.deepcopy(model), copy.deepcopy(model)
+    train(full, steps=1, batch_size=4, grad_accum=1)
+    train(accumulated, steps=1, batch_size=2, grad_accum=2)
+    torch.testing.assert_close(accumulated.state_dict(), full.state_dict())
+    assert not torch.equal(
+        full.state_dict()["backbone.embeddings.word_embeddings.weight"],
+        model.state_dict()["backbone.embeddings.word_embeddings.weight"],
+    )
+
+
+def test_resume_equals_an_uninterrupted_run(model, tmp_path):
+    uninterrupted, resumed = copy.deepcopy(model), copy.deepcopy(model)
+    train(uninterrupted, steps=5)
+    first = train(resumed, steps=5, stop_after=2, checkpoint_path=tmp_path / "checkpoint.pt")
+    assert first["step"] == 2
+    fresh = copy.deepcopy(model)  # a new process: the initial weights, then the checkpoint
+    summary = train(fresh, steps=5, checkpoint_path=tmp_path / "checkpoint.pt")
+    assert summary["step"] == 5 and summary["resumed_from"]
+    torch.testing.assert_close(fresh.state_dict(), uninterrupted.state_dict(), rtol=0, atol=0)
+
+
+def test_mnrl_and_combined_losses_train(model):
+    for loss_fn in (StudentLoss(0.0, 1.0), StudentLoss(1.0, 0.1, similarity="cos")):
+        assert train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)["train_loss"] > 0
+
+
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model, tmp_path):
+    train(copy.deepcopy(model), steps=1, checkpoint_path=tmp_path / "checkpoint.pt")
+    data = (tmp_path / "checkpoint.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path / "truncated.pt", model)
+    other = torch.nn.Linear(3, 3)
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        load_checkpoint(tmp_path / "checkpoint.pt", other)
+
+
+def test_empty_training_data_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="empty"):
+        train_bi_encoder(model, [], steps=1, batch_size=1, loss_fn=StudentLoss())
