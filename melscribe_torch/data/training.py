@@ -1,0 +1,112 @@
+"""Training data: records from the configured sources, a validation split by clip, training pairs.
+
+Sources (names used in config):
+
+- ``musiccaps``: MusicCaps training clips (``is_audioset_eval == False``), human captions.
+- ``lp-musiccaps-mc``: LP-MusicCaps-MC training records, four LLM caption styles per clip.
+- ``conceptcaps``: ConceptCaps synthetic captions (ids are tag-list ids, not clips).
+- ``lp-musiccaps-mtt`` / ``lp-musiccaps-msd``: the paper's training data, where a user has it.
+
+The validation split holds out whole clips (the same clip id in every source), so no
+validation request shares a clip with a training request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .records import CaptionRecord
+from .sampling import RetrievalSet, build_sampled_set
+from .sources import (
+    LP_MUSICCAPS_CAPTION_STYLES,
+    DataError,
+    held_out_clip_ids,
+    load_conceptcaps,
+    load_lp_musiccaps,
+    load_musiccaps,
+)
+
+log = logging.getLogger(__name__)
+
+TRAINING_SOURCES = ("musiccaps", "lp-musiccaps-mc", "conceptcaps", "lp-musiccaps-mtt", "lp-musiccaps-msd")
+
+
+def load_training_records(root: str | Path, sources: Sequence[str]) -> list[CaptionRecord]:
+    """Read the training records of each source, in the order given."""
+    records: list[CaptionRecord] = []
+    for source in sources:
+        if source == "musiccaps":
+            part = load_musiccaps(root, "train")
+        elif source == "lp-musiccaps-mc":
+            part = load_lp_musiccaps(root, "mc", "train", LP_MUSICCAPS_CAPTION_STYLES)
+        elif source == "conceptcaps":
+            part = load_conceptcaps(root)
+        elif source in ("lp-musiccaps-mtt", "lp-musiccaps-msd"):
+            part = load_lp_musiccaps(root, source.rsplit("-", 1)[1], "train")
+        else:
+            raise ValueError(f"unknown training source {source!r}; valid: {', '.join(TRAINING_SOURCES)}")
+        log.info("training source %s: %d records", source, len(part))
+        records += part
+    if not records:
+        raise DataError(f"no training records in {root} for sources {list(sources)}")
+    return records
+
+
+def check_no_test_clips(records: Iterable[CaptionRecord], root: str | Path) -> None:
+    """Refuse training data that holds any test clip (MusicCaps eval clips = the MC test set)."""
+    held_out = held_out_clip_ids(root)
+    leaked = sorted({r.clip_id for r in records if r.clip_id in held_out})
+    if leaked:
+        raise DataError(
+            f"{len(leaked)} test clip(s) found in the training data, e.g. {leaked[:5]}: "
+            "training on them would inflate the MC/MC_reco results; remove them from the training sources"
+        )
+
+
+def is_validation_clip(clip_id: str, fraction: float, seed: int) -> bool:
+    """A stable, seeded draw per clip id: the same clip lands in the same split in every source."""
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_by_clip(
+    records: Sequence[CaptionRecord], valid_fraction: float, seed: int
+) -> tuple[list[CaptionRecord], list[CaptionRecord]]:
+    """(train, validation) records, holding out about ``valid_fraction`` of the clips."""
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    train, valid = [], []
+    for record in records:
+        (valid if is_validation_clip(record.clip_id, valid_fraction, seed) else train).append(record)
+    return train, valid
+
+
+def build_training_pairs(records: Sequence[CaptionRecord], seed: int = 42, docs_per_query: int = 3) -> RetrievalSet:
+    """Requests and sampled descriptor sets for training; empty descriptor sets are dropped and counted.
+
+    Human captions often have sentences that contain none of their descriptors: the paper's
+    sampling then yields the empty set, which teaches nothing.
+    """
+    pairs = build_sampled_set(records, seed=seed, docs_per_query=docs_per_query, name="train")
+    empty_ids = {doc_id for doc_id, text in pairs.corpus.items() if not text.strip()}
+    dropped_pairs = 0
+    for qid in list(pairs.qrels):
+        kept = pairs.qrels[qid] - empty_ids
+        dropped_pairs += len(pairs.qrels[qid]) - len(kept)
+        if kept:
+            pairs.qrels[qid] = kept
+        else:
+            del pairs.qrels[qid]
+            del pairs.queries[qid]
+    for doc_id in empty_ids:
+        del pairs.corpus[doc_id]
+    log.info(
+        "training pairs: %d requests, %d descriptor sets; dropped %d pairs with an empty descriptor set",
+        len(pairs.queries), len(pairs.corpus), dropped_pairs,
+    )
+    if not pairs.queries:
+        raise DataError("training data is empty after dropping empty descriptor sets: check the training sources")
+    return pairs
