@@ -1,4 +1,4 @@
-"""Test helpers for the recommend tests: a keyword encoder and catalog writers."""
+"""Shared code for the recommend tests: a keyword encoder and catalog writers."""
 
 from __future__ import annotations
 
