@@ -13,12 +13,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MELSCRIBE_DATA", REPO_ROOT.parent / "shared" / "data"))
 
-MUSIC_WORDS = (
-    "the a an and with of in for this song track music features is are by on to me "
-    "rock pop jazz piano guitar drums bass vocal vocals female male singer fast slow tempo "
-    "happy sad calm energetic upbeat tropical steel steeldrum joyful amateur recording low "
-    "quality melody strings soft loud electronic acoustic beat i want something like play"
-).split()
+MUSIC_WORDS = ["the", "a", "an", "and", "with", "of", "in", "for", "this", "song", "track", "music", "features", "is", "are", "by", "on", "to", "me", "rock", "pop", "jazz", "piano", "guitar", "drums", "bass", "vocal", "vocals", "female", "male", "singer", "fast", "slow", "tempo", "happy", "sad", "calm", "energetic", "upbeat", "tropical", "steel", "steeldrum", "joyful", "amateur", "recording", "low", "quality", "melody", "strings", "soft", "loud", "electronic", "acoustic", "beat", "i", "want", "something", "like", "play"]
 
 
 def write_tiny_vocab(path: Path) -> Path:
@@ -91,3 +86,13 @@ def data_root() -> Path:
     if not (DATA_ROOT / "LP-MusicCaps-MC" / "test.csv").exists():
         pytest.skip(f"real data not found under {DATA_ROOT} (set MELSCRIBE_DATA to the data directory)")
     return DATA_ROOT
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: tiny matmuls gain nothing from more, and on a busy machine
+    oversubscribed OpenMP threads make these tests tens of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,15 +16,7 @@ from melscribe_torch.mining import (
 )
 from melscribe_torch.models import BiEncoder
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: tiny matmuls gain nothing from more, and on a busy machine
-    oversubscribed OpenMP threads make these tests tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_pairs() -> RetrievalSet:

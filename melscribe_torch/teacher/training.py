@@ -18,18 +18,12 @@ from tqdm.auto import tqdm
 
 from melscribe_torch.models.inference import autocast_context
 
+from ..training.schedule import lr_at
 from .metrics import binary_metrics
 
 log = logging.getLogger(__name__)
 
 Example = tuple[str, str, float]
-
-
-def lr_at(step: int, lr: float, warmup_steps: int, total_steps: int) -> float:
-    """Learning rate at ``step`` (0-based): linear warmup to ``lr``, then linear decay to 0 at ``total_steps``."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    return lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
 def evaluate_cross_encoder(
