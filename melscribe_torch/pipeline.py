@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from . import labeling, mining, teacher
-from .data import DataError, RetrievalSet, build_sampled_set, read_beir, write_beir
+from .data import DataError, RetrievalSet, read_beir, write_beir
 from .data.training import (
     build_training_pairs,
+    build_validation_set,
     check_no_test_clips,
     load_training_records,
     split_by_clip,
@@ -68,6 +69,7 @@ class DataSettings:
     docs_per_query: int = 3
     max_records: int | None = None
     valid_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    valid_request_sources: list[str] | None = field(default_factory=lambda: ["lp-musiccaps"])
 
 
 @dataclass
@@ -77,6 +79,7 @@ class MiningSettings:
     score: str = "cos"
     batch_size: int = 128
     precision: str = "bf16"
+    exclude_same_clip: bool = True
 
 
 @dataclass
@@ -121,6 +124,7 @@ class LossSettings:
     similarity: str = "dot"
     mnrl_scale: float = 20.0
     mnrl_similarity: str = "cos"
+    mnrl_hard_negatives: bool = True
 
 
 @dataclass
@@ -153,7 +157,7 @@ def prepare_data(path: Path, data: DataSettings) -> None:
     )
     for seed in data.valid_seeds:
         write_beir(
-            build_sampled_set(valid_records, seed=seed, docs_per_query=1),
+            build_validation_set(valid_records, seed, data.valid_request_sources),
             path / "validation" / f"seed-{seed}",
         )
     write_beir(pairs, path, split="train", queries_file=QUERIES_FILE, qrels_dir=QRELS_DIR)
@@ -180,7 +184,12 @@ def mine(
     for name in settings.retrievers:
         if name in ("tfidf", "bm25"):
             shard = mining.mine_lexical(
-                pairs, k=settings.k, method=name, rank=rank, world_size=world_size
+                pairs,
+                k=settings.k,
+                method=name,
+                rank=rank,
+                world_size=world_size,
+                same_clip=settings.exclude_same_clip,
             )
         else:
             spec = aliases.get(name, {"name_or_path": name})
@@ -196,6 +205,7 @@ def mine(
                 precision=settings.precision,
                 rank=rank,
                 world_size=world_size,
+                same_clip=settings.exclude_same_clip,
             )
             del encoder
         negatives[name] = {qid: neg for part in gather_objects(shard) for qid, neg in part.items()}

@@ -129,6 +129,24 @@ def test_shards_over_two_ranks_union_to_the_single_rank_result(encoder):
         mine_lexical(pairs, rank=2, world_size=2)
 
 
+def test_same_clip_positives_are_not_mined_as_negatives(encoder):
+    # Two sentences of one clip's caption: each one's descriptor set describes the other's music too.
+    pairs = RetrievalSet(
+        queries={"clip1_0": "loud rock guitar", "clip1_1": "rock drums", "clip2_2": "jazz piano with rock guitar"},
+        corpus={"d0": "rock, guitar", "d1": "rock, drums", "d2": "jazz, piano", "d3": "rock, loud"},
+        qrels={"clip1_0": {"d0"}, "clip1_1": {"d1"}, "clip2_2": {"d2"}},
+    )
+    lexical = mine_lexical(pairs, k=30)
+    assert "d1" in lexical["clip1_0"]  # GPL's rule drops only the request's own positives
+    for negatives in (
+        mine_lexical(pairs, k=30, same_clip=True),
+        mine_with_encoder(encoder, pairs, k=30, same_clip=True),
+    ):
+        assert not {"d0", "d1"} & set(negatives["clip1_0"] + negatives["clip1_1"])
+        assert "d3" in negatives["clip1_0"]
+        assert "d0" in negatives["clip2_2"]  # other clips' positives stay fair game
+
+
 @pytest.mark.parametrize("method", ["tfidf", "bm25"])
 def test_lexical_mining_ranks_the_near_duplicate_first(method):
     pairs = toy_pairs()

@@ -102,6 +102,19 @@ def test_mnrl_and_combined_losses_train(model):
         assert train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)["train_loss"] > 0
 
 
+def test_in_batch_only_loss_never_encodes_the_negatives(model):
+    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False)
+    assert not loss_fn.uses_negatives
+    forwards = []
+    model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    assert train(model, steps=1, loss_fn=loss_fn)["train_loss"] > 0
+    assert len(forwards) == 2  # requests and positives only
+    q, d = torch.randn(4, 8), torch.randn(4, 8)
+    assert loss_fn(q, d, None, torch.zeros(4))[0] > 0
+    with pytest.raises(ValueError, match="hard negatives"):
+        StudentLoss(1.0, 1.0)(q, d, None, torch.zeros(4))
+
+
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model, tmp_path):
     train(copy.deepcopy(model), steps=1, checkpoint_path=tmp_path / "checkpoint.pt")
     data = (tmp_path / "checkpoint.pt").read_bytes()

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .records import CaptionRecord
-from .sampling import RetrievalSet, build_sampled_set
+from .sampling import RetrievalSet, build_sampled_set, split_sentences
 from .sources import (
     LP_MUSICCAPS_CAPTION_STYLES,
     DataError,
@@ -110,3 +110,41 @@ def build_training_pairs(records: Sequence[CaptionRecord], seed: int = 42, docs_
     if not pairs.queries:
         raise DataError("training data is empty after dropping empty descriptor sets: check the training sources")
     return pairs
+
+
+def build_validation_set(
+    records: Sequence[CaptionRecord], seed: int, request_sources: Sequence[str] | None = None
+) -> RetrievalSet:
+    """A validation set shaped like the test sets, from held-out clips.
+
+    The corpus holds every non-empty sampled descriptor set of the held-out records (so it is
+    about as large as a test corpus); the requests are the sentences of records whose source
+    starts with one of ``request_sources`` (all when None) and whose set is not empty. The
+    MC/MC_reco test requests are LLM-written captions, so LP-MusicCaps requests are the
+    closest proxy; human sentences that name none of their descriptors would only add noise.
+
+    Raises:
+        DataError: no request is left (names the sources asked for).
+    """
+    full = build_sampled_set(records, seed=seed, docs_per_query=1, name=f"validation-{seed}")
+    # build_sampled_set numbers requests in record order, one per sentence.
+    request_source = [r.source for r in records for _ in split_sentences(r.caption)]
+    if len(request_source) != len(full.queries):
+        raise RuntimeError("build_sampled_set no longer makes one request per sentence")
+    empty_ids = {doc_id for doc_id, text in full.corpus.items() if not text.strip()}
+    out = RetrievalSet(name=full.name)
+    out.corpus = {d: t for d, t in full.corpus.items() if d not in empty_ids}
+    for qid, source in zip(list(full.queries), request_source):
+        relevant = full.qrels[qid] - empty_ids
+        if relevant and (
+            request_sources is None or any(source.startswith(s) for s in request_sources)
+        ):
+            out.queries[qid] = full.queries[qid]
+            out.qrels[qid] = relevant
+    if not out.queries:
+        raise DataError(
+            f"no validation requests from sources {list(request_sources or [])} among "
+            f"{len(records)} held-out records: set data.valid_request_sources to sources "
+            "you train on, or raise data.valid_fraction"
+        )
+    return out

@@ -5,8 +5,11 @@ File schema (``hard-negatives.jsonl``, GPL's layout), one JSON object per traini
     {"qid": "<request id>", "pos": ["<doc id>", ...], "neg": {"<retriever>": ["<doc id>", ...], ...}}
 
 ``pos`` holds the request's relevant documents; each ``neg`` list holds one retriever's top-k
-documents, best first, never a positive. Mined negatives can still be false negatives (a
-near-duplicate descriptor set): the teacher's soft margins are there to absorb that.
+documents, best first, never a positive. With ``same_clip=True`` (the pipeline's default) a
+negative is also never a positive of another request of the same clip (another sentence of
+its caption, or another caption style): those describe the same music. Mined negatives can
+still be false negatives (a near-duplicate descriptor set of another clip): the teacher's
+soft margins are there to absorb that.
 
 Sharding: with ``world_size`` > 1 each rank mines the requests ``qids[rank::world_size]`` and
 returns only those; the caller gathers the shards.
@@ -93,10 +96,20 @@ def _shard(pairs: RetrievalSet, rank: int, world_size: int) -> list[str]:
     return list(pairs.queries)[rank::world_size]
 
 
+def clip_of(qid: str) -> str:
+    """The clip id of a request id ``"<clip_id>_<n>"``."""
+    return qid.rsplit("_", 1)[0]
+
+
 def _positive_indices(
-    pairs: RetrievalSet, qids: Sequence[str], doc_ids: Sequence[str]
+    pairs: RetrievalSet, qids: Sequence[str], doc_ids: Sequence[str], same_clip: bool = False
 ) -> list[list[int]]:
+    """Per request, the corpus indices never to return: its positives (and its clip's, with ``same_clip``)."""
     index_of = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+    clip_positives: dict[str, set[str]] = {}
+    if same_clip:
+        for qid, relevant in pairs.qrels.items():
+            clip_positives.setdefault(clip_of(qid), set()).update(relevant)
     out = []
     for qid in qids:
         missing = [doc_id for doc_id in pairs.qrels.get(qid, ()) if doc_id not in index_of]
@@ -104,7 +117,8 @@ def _positive_indices(
             raise KeyError(
                 f"request {qid!r} has relevant document(s) {missing[:3]} that are not in the corpus"
             )
-        out.append(sorted(index_of[doc_id] for doc_id in pairs.qrels.get(qid, ())))
+        banned = clip_positives.get(clip_of(qid), set()) | set(pairs.qrels.get(qid, ()))
+        out.append(sorted(index_of[doc_id] for doc_id in banned))
     return out
 
 
@@ -117,6 +131,7 @@ def mine_with_encoder(
     precision: str = "fp32",
     rank: int = 0,
     world_size: int = 1,
+    same_clip: bool = False,
 ) -> dict[str, list[str]]:
     """Hard negatives from a bi-encoder for this rank's shard of the requests.
 
@@ -128,6 +143,7 @@ def mine_with_encoder(
         batch_size: Texts per forward pass when encoding.
         precision: "fp32", "bf16" or "fp16" (GPU) for encoding.
         rank, world_size: This process's shard (see module docstring).
+        same_clip: Also exclude the positives of the request's clip (see module docstring).
 
     Returns:
         Request id -> negative document ids, best first, for the shard's requests.
@@ -144,7 +160,7 @@ def mine_with_encoder(
     negatives = mine_hard_negatives(
         q_emb,
         d_emb,
-        _positive_indices(pairs, qids, doc_ids),
+        _positive_indices(pairs, qids, doc_ids, same_clip),
         k=k,
         score=score,
         device=encoder.device,
@@ -158,6 +174,7 @@ def mine_lexical(
     method: str = "tfidf",
     rank: int = 0,
     world_size: int = 1,
+    same_clip: bool = False,
 ) -> dict[str, list[str]]:
     """Hard negatives from TF-IDF or BM25 fitted on the training corpus, for this rank's shard.
 
@@ -169,6 +186,7 @@ def mine_lexical(
         k: Negatives per request.
         method: "tfidf" (scikit-learn defaults, cosine) or "bm25" (k1=1.5, b=0.75).
         rank, world_size: This process's shard (see module docstring).
+        same_clip: Also exclude the positives of the request's clip (see module docstring).
 
     Returns:
         Request id -> negative document ids, best first, for the shard's requests.
@@ -179,7 +197,7 @@ def mine_lexical(
     doc_ids = list(pairs.corpus)
     build = tfidf_matrices if method == "tfidf" else bm25_matrices
     q_mat, d_mat = build([pairs.queries[q] for q in qids], [pairs.corpus[d] for d in doc_ids])
-    positives = _positive_indices(pairs, qids, doc_ids)
+    positives = _positive_indices(pairs, qids, doc_ids, same_clip)
     # Ask for enough extra documents that dropping the positives still leaves k.
     extra = max((len(p) for p in positives), default=0)
     scores, indices = sparse_topk(q_mat, d_mat, k + extra)

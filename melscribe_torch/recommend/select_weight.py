@@ -1,9 +1,11 @@
 """Choose the hybrid fusion weight on validation data carved from the training clips.
 
-Validation set: the training records of ``musiccaps`` and ``lp-musiccaps-mc``, split by clip
-(`split_by_clip(records, 0.1, seed=0)`); the held-out 10% of clips are sampled into requests
-and descriptor sets with the paper's procedure for seeds 0, 1, 2 (``docs_per_query=1``, as
-the test sets). No test clip is involved: the MC / MC_reco test sets never tune anything.
+Validation sets: the same ones ``train.py`` selects on by default. The training records of
+the default sources are split by clip (`split_by_clip(records, 0.1, seed=0)`); the held-out
+10% of clips are sampled with the paper's procedure for seeds 0, 1, 2 (``docs_per_query=1``,
+as the test sets), requests from LP-MusicCaps captions, every held-out descriptor set in the
+corpus (``data.training.build_validation_set``). No test clip is involved: the MC / MC_reco
+test sets never tune anything.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.sampling import build_sampled_set
-from ..data.training import check_no_test_clips, load_training_records, split_by_clip
+from ..data.training import (
+    build_validation_set,
+    check_no_test_clips,
+    load_training_records,
+    split_by_clip,
+)
 from ..evaluation.metrics import ranking_metrics
 from .hybrid import TfidfScorer, fuse_scores
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
-VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc")
+VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc", "conceptcaps")
+REQUEST_SOURCES = ("lp-musiccaps",)
 
 
 def select_fusion_weight(
@@ -56,7 +63,7 @@ def select_fusion_weight(
     num_requests, num_sets = [], []
     cache: dict[str, torch.Tensor] = {}  # the requests are the same sentences for every seed
     for seed in seeds:
-        vset = build_sampled_set(valid, seed=seed, docs_per_query=1, name=f"validation-{seed}")
+        vset = build_validation_set(valid, seed, REQUEST_SOURCES)
         qids = [q for q in vset.queries if vset.qrels.get(q)]
         doc_ids = list(vset.corpus)
         queries = [vset.queries[q] for q in qids]
@@ -91,7 +98,12 @@ def select_fusion_weight(
         "num_requests": num_requests,
         "num_descriptor_sets": num_sets,
         "seeds": list(seeds),
-        "validation": {"sources": list(VALIDATION_SOURCES), "valid_fraction": 0.1, "split_seed": 0},
+        "validation": {
+            "sources": list(VALIDATION_SOURCES),
+            "request_sources": list(REQUEST_SOURCES),
+            "valid_fraction": 0.1,
+            "split_seed": 0,
+        },
     }
 
 

@@ -41,12 +41,15 @@ class StudentLoss(nn.Module):
     Args:
         margin_mse_weight: Weight of MarginMSE on (q·p − q·n) vs the teacher margin (the paper: 1).
         mnrl_weight: Weight of MNRL with groups (positive, hard negative), G = 2.
+        mnrl_hard_negatives: False: MNRL sees only the batch's positives (G = 1); the mined
+            negatives, some of which are unlabelled positives, then only feed MarginMSE.
         similarity: "dot" (the paper) or "cos" scores for MarginMSE.
         mnrl_scale: Inverse temperature of MNRL.
         mnrl_similarity: "cos" or "dot" for MNRL.
 
     Shapes:
-        q_emb, p_emb, n_emb: (B, H); margins: (B,) -> loss () and a dict of float parts.
+        q_emb, p_emb, n_emb: (B, H) (n_emb may be None when ``uses_negatives`` is False);
+        margins: (B,) -> loss () and a dict of float parts.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class StudentLoss(nn.Module):
         similarity: str = "dot",
         mnrl_scale: float = 20.0,
         mnrl_similarity: str = "cos",
+        mnrl_hard_negatives: bool = True,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cos"):
@@ -67,13 +71,21 @@ class StudentLoss(nn.Module):
             mnrl_weight,
             similarity,
         )
+        self.mnrl_hard_negatives = mnrl_hard_negatives
         self.margin_mse = MarginMSELoss()
         self.mnrl = MultipleNegativesRankingLoss(scale=mnrl_scale, similarity=mnrl_similarity)
 
+    @property
+    def uses_negatives(self) -> bool:
+        return self.margin_mse_weight > 0 or (self.mnrl_weight > 0 and self.mnrl_hard_negatives)
+
     def forward(
-        self, q_emb: Tensor, p_emb: Tensor, n_emb: Tensor, margins: Tensor
+        self, q_emb: Tensor, p_emb: Tensor, n_emb: Tensor | None, margins: Tensor
     ) -> tuple[Tensor, dict[str, float]]:
-        q_emb, p_emb, n_emb = q_emb.float(), p_emb.float(), n_emb.float()
+        if n_emb is None and self.uses_negatives:
+            raise ValueError("this loss needs the hard negatives' embeddings")
+        q_emb, p_emb = q_emb.float(), p_emb.float()
+        n_emb = n_emb.float() if n_emb is not None else None
         loss = q_emb.new_zeros(())
         parts = {}
         if self.margin_mse_weight > 0:
@@ -86,9 +98,11 @@ class StudentLoss(nn.Module):
             loss = loss + self.margin_mse_weight * part
             parts["margin_mse"] = part.item()
         if self.mnrl_weight > 0:
-            documents = torch.stack([p_emb, n_emb], dim=1).flatten(
-                0, 1
-            )  # (2B, H): p0, n0, p1, n1, ...
+            documents = (
+                torch.stack([p_emb, n_emb], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
+                if self.mnrl_hard_negatives
+                else p_emb
+            )
             part = self.mnrl(q_emb, documents)
             loss = loss + self.mnrl_weight * part
             parts["mnrl"] = part.item()
@@ -287,7 +301,11 @@ def train_bi_encoder(
             with autocast_context(device, precision):
                 q_emb = model(**_tokenize(model, requests, max_query_len, device))
                 p_emb = model(**_tokenize(model, positives, max_doc_len, device))
-                n_emb = model(**_tokenize(model, negatives, max_doc_len, device))
+                n_emb = (
+                    model(**_tokenize(model, negatives, max_doc_len, device))
+                    if loss_fn.uses_negatives
+                    else None  # a third of the step's compute saved
+                )
             loss, _ = loss_fn(
                 q_emb, p_emb, n_emb, torch.tensor(margins, dtype=torch.float32, device=device)
             )
