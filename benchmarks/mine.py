@@ -125,8 +125,14 @@ def fig_s(side: dict) -> str:
     return f"{side['seconds']['median']:.3f} s, peak {side['peak_mb']:.0f} MB"
 
 
-def plot(points: list[dict], path: Path, device: torch.device, queries: int, dim: int) -> None:
-    import matplotlib
+def plot(points: list[dict], path: Path, device: torch.device, queries: int, dim: int) -> str:
+    """Draw the scaling curve into ``path``; returns what happened, for the results file."""
+    try:
+        import matplotlib
+    except ImportError:
+        message = "skipped: matplotlib is not installed (pip install -e .[bench])"
+        print(f"plot {message}")
+        return message
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -151,6 +157,7 @@ def plot(points: list[dict], path: Path, device: torch.device, queries: int, dim
     plt.close(fig)
     tmp.replace(path)  # atomic
     print(f"wrote {path}")
+    return f"wrote {path}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["ours_memory_growth_from_to"] = [big[0]["corpus_size"], big[-1]["corpus_size"], growth]
         print(f"ours peak memory {big[0]['corpus_size']:,} -> {big[-1]['corpus_size']:,}: x{growth:.2f}")
     if not args.tiny or args.plot != parser.get_default("plot"):
-        plot(points, Path(args.plot), device, args.scaling_queries, args.dim)
+        results["plot"] = plot(points, Path(args.plot), device, args.scaling_queries, args.dim)
     common.write_results(args.out, args, device, results, __file__, argv)
     return results
 

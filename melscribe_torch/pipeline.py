@@ -112,6 +112,7 @@ class TrainSettings:
     eval_every: int = 1000
     log_every: int = 10
     label_batch_size: int = 128
+    label_precision: str = "bf16"
     encode_batch_size: int = 64
     resume_from: str | None = None
     stop_after: int | None = None
@@ -226,6 +227,9 @@ def train_teacher(
         metrics = {"given": settings.path}
     else:
         spec = aliases.get(settings.model, {"name_or_path": settings.model})
+        # The new relevance head draws from torch's global RNG, whose state here depends on
+        # what ran before: seed it, or two runs with one config get different teachers.
+        torch.manual_seed(settings.seed)
         model = CrossEncoder.from_pretrained(spec["name_or_path"])
         hard = mining.read_hard_negatives(run_dir / mining.HARD_NEGATIVES_FILE)
         examples = teacher.build_teacher_examples(
@@ -326,12 +330,14 @@ def run_pipeline(
         lambda p: train_teacher(p, run_dir, pairs, teacher_settings, aliases),
     )
     num_tuples = train.steps * train.batch_size * train.grad_accum * world_size
-    label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": "fp32"}
+    label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
     stages.run(
         "labels",
         labeling.GPL_TRAINING_FILE,
         label_settings,
-        lambda p: label(p, run_dir, pairs, num_tuples, seed, train.label_batch_size, "fp32"),
+        lambda p: label(
+            p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision
+        ),
     )
 
     examples = examples_from_tuples(

@@ -117,6 +117,17 @@ def test_margins_equal_a_naive_forward_loop_and_each_pair_is_scored_once(teacher
     torch.testing.assert_close(torch.tensor(margins), torch.tensor(naive), atol=1e-5, rtol=1e-5)
 
 
+def test_bf16_margins_stay_close_to_fp32(teacher):
+    # The default labels in bf16 (train.label_precision): the margins must keep their sign
+    # and size, not just be numbers.
+    data = pairs()
+    tuples = sample_training_tuples(HARD, 16, seed=0)
+    fp32 = torch.tensor(label_margins(teacher, data, tuples, precision="fp32"))
+    bf16 = torch.tensor(label_margins(teacher, data, tuples, precision="bf16"))
+    assert not torch.equal(fp32, bf16)  # autocast really ran
+    torch.testing.assert_close(bf16, fp32, atol=0.05 * fp32.abs().max().item() + 1e-3, rtol=0)
+
+
 def test_margins_refuse_unknown_ids(teacher):
     with pytest.raises(KeyError, match="d99"):
         label_margins(teacher, pairs(), [("q0", "d0", "d99")])

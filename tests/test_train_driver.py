@@ -81,6 +81,24 @@ def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     assert json.loads((run_dir / "cross-encoder.meta.json").read_text())["settings"]["seed"] == 1
 
 
+def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before(
+    tiny_model_dir, tiny_data, tmp_path
+):
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # stands for whatever used torch's RNG before the run
+        run_dir = tmp_path / f"run-{global_seed}"
+        train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
+        runs.append(run_dir)
+    first, second = runs
+    # The margins come from the teacher, whose new head is the part that drew random numbers.
+    assert (first / "gpl-training-data.tsv").read_text() == (
+        second / "gpl-training-data.tsv"
+    ).read_text()
+    for name, tensor in weights(first / "best").items():
+        assert torch.equal(tensor, weights(second / "best")[name]), name
+
+
 def test_missing_model_fails_fast_with_the_loaders_message(tmp_path, tiny_data):
     cfg = compose_train(["model=bert-base", f"data.root={tiny_data}"])
     start = time.perf_counter()
