@@ -55,6 +55,7 @@ class ModelSettings:
     name_or_path: str
     pooling: str = "mean"
     max_length: int = 256
+    normalize: bool | None = None  # None: as the model's files say
 
 
 @dataclass
@@ -138,7 +139,11 @@ class OptimSettings:
 def load_student(model: ModelSettings, device: torch.device | None = None) -> BiEncoder:
     """Load the student first: a wrong model name fails in seconds, before any heavy stage."""
     return BiEncoder.from_pretrained(
-        model.name_or_path, pooling=model.pooling, max_length=model.max_length, device=device
+        model.name_or_path,
+        pooling=model.pooling,
+        max_length=model.max_length,
+        normalize=model.normalize,
+        device=device,
     )
 
 

@@ -99,6 +99,16 @@ def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before
         assert torch.equal(tensor, weights(second / "best")[name]), name
 
 
+def test_model_normalize_overrides_what_the_model_files_say(tiny_model_dir):
+    from melscribe_torch.pipeline import ModelSettings, load_student
+
+    saved = load_student(ModelSettings(str(tiny_model_dir))).normalize
+    for normalize in (True, False):
+        student = load_student(ModelSettings(str(tiny_model_dir), normalize=normalize))
+        assert student.normalize is normalize
+    assert load_student(ModelSettings(str(tiny_model_dir), normalize=None)).normalize is saved
+
+
 def test_missing_model_fails_fast_with_the_loaders_message(tmp_path, tiny_data):
     cfg = compose_train(["model=bert-base", f"data.root={tiny_data}"])
     start = time.perf_counter()
