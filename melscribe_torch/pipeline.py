@@ -25,11 +25,14 @@ import torch
 from . import labeling, mining, teacher
 from .data import DataError, RetrievalSet, read_beir, write_beir
 from .data.training import (
+    DEFAULT_VALID_FRACTION,
+    DEFAULT_VALID_LAYOUT,
+    DEFAULT_VALID_REQUEST_SOURCES,
     build_training_pairs,
     build_validation_set,
     check_no_test_clips,
     load_training_records,
-    split_by_clip,
+    split_for_validation,
 )
 from .io import atomic_write_json
 from .models import BiEncoder, CrossEncoder
@@ -64,13 +67,16 @@ class DataSettings:
     train_sources: list[str] = field(
         default_factory=lambda: ["musiccaps", "lp-musiccaps-mc", "conceptcaps"]
     )
-    valid_fraction: float = 0.1
+    valid_fraction: float = DEFAULT_VALID_FRACTION
     split_seed: int = 0
     pair_seed: int = 42
     docs_per_query: int = 3
     max_records: int | None = None
     valid_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    valid_request_sources: list[str] | None = field(default_factory=lambda: ["lp-musiccaps"])
+    valid_request_sources: list[str] | None = field(
+        default_factory=lambda: list(DEFAULT_VALID_REQUEST_SOURCES)
+    )
+    valid_layout: str = DEFAULT_VALID_LAYOUT
 
 
 @dataclass
@@ -153,7 +159,9 @@ def prepare_data(path: Path, data: DataSettings) -> None:
     check_no_test_clips(records, data.root)
     if data.max_records is not None:
         records = records[: data.max_records]
-    train_records, valid_records = split_by_clip(records, data.valid_fraction, data.split_seed)
+    train_records, valid_records = split_for_validation(
+        records, data.valid_fraction, data.split_seed, data.valid_request_sources, data.valid_layout
+    )
     if not valid_records:
         raise DataError(
             f"no validation clips among {len(records)} records: raise data.valid_fraction"
@@ -163,7 +171,7 @@ def prepare_data(path: Path, data: DataSettings) -> None:
     )
     for seed in data.valid_seeds:
         write_beir(
-            build_validation_set(valid_records, seed, data.valid_request_sources),
+            build_validation_set(valid_records, seed, data.valid_request_sources, data.valid_layout),
             path / "validation" / f"seed-{seed}",
         )
     write_beir(pairs, path, split="train", queries_file=QUERIES_FILE, qrels_dir=QRELS_DIR)

@@ -8,6 +8,7 @@ from melscribe_torch.data.training import (
     build_training_pairs,
     build_validation_set,
     split_by_clip,
+    split_for_validation,
 )
 
 RECORDS = [
@@ -33,8 +34,35 @@ def test_training_pairs_drop_empty_descriptor_sets():
     assert all(pairs.qrels[q] for q in pairs.queries)
 
 
-def test_validation_requests_come_from_the_chosen_sources_and_the_corpus_from_all():
-    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps"])
+def test_one_per_clip_validation_has_one_request_and_one_set_per_clip_like_the_test_sets():
+    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps", "musiccaps"])
+    clips = [qid.rsplit("_", 1)[0] for qid in valid.queries]
+    assert sorted(clips) == ["clip-a", "clip-b"]  # tags-1 comes from a source not asked for
+    # clip-a: its first-preferred record (caption_writing), first sentence; clip-b: its human caption
+    assert set(valid.queries.values()) == {"a calm piano piece", "loud rock guitar"}
+    assert set(valid.corpus) == set().union(*valid.qrels.values())  # no same-clip or foreign distractors
+    assert "techno" not in " ".join(valid.corpus.values())
+
+
+def test_one_per_clip_prefers_the_earlier_request_source():
+    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps-mc/caption_summary", "lp-musiccaps"])
+    assert list(valid.queries.values()) == ["soft piano playing"]
+
+
+def test_held_out_ids_that_give_no_request_go_back_to_training():
+    records = [CaptionRecord(f"clip-{i}", "piano", ("piano",), "musiccaps/train") for i in range(100)]
+    records += [CaptionRecord(f"tags-{i}", "piano", ("piano",), "conceptcaps") for i in range(100)]
+    train, valid = split_for_validation(records, 0.3, 0, ["musiccaps"], "one_per_clip")
+    assert {r.source for r in valid} == {"musiccaps/train"}
+    assert sum(r.source == "conceptcaps" for r in train) == 100
+    assert len(train) + len(valid) == len(records)
+    # the earlier layout keeps every held-out record out of training (they are corpus distractors)
+    _, valid_all = split_for_validation(records, 0.3, 0, ["musiccaps"], "all_sentences")
+    assert "conceptcaps" in {r.source for r in valid_all}
+
+
+def test_all_sentences_validation_requests_come_from_the_chosen_sources_and_the_corpus_from_all():
+    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps"], layout="all_sentences")
     assert set(valid.queries.values()) == {"a calm piano piece", "slow tempo", "soft piano playing"}
     corpus_words = " ".join(valid.corpus.values())
     # the other sources' descriptor sets stay in as distractors
@@ -44,8 +72,8 @@ def test_validation_requests_come_from_the_chosen_sources_and_the_corpus_from_al
     assert all(valid.qrels[q] <= set(valid.corpus) for q in valid.queries)
 
 
-def test_validation_without_a_source_filter_keeps_every_non_empty_request():
-    valid = build_validation_set(RECORDS, seed=0, request_sources=None)
+def test_all_sentences_validation_without_a_source_filter_keeps_every_non_empty_request():
+    valid = build_validation_set(RECORDS, seed=0, request_sources=None, layout="all_sentences")
     assert "loud rock guitar" in valid.queries.values()
     assert "it is great" not in valid.queries.values()
 
@@ -53,3 +81,5 @@ def test_validation_without_a_source_filter_keeps_every_non_empty_request():
 def test_validation_from_sources_not_trained_on_is_a_clear_error():
     with pytest.raises(DataError, match="valid_request_sources"):
         build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps-msd"])
+    with pytest.raises(ValueError, match="one_per_clip"):
+        build_validation_set(RECORDS, seed=0, layout="every_other_sentence")

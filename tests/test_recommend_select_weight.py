@@ -23,23 +23,26 @@ def test_validation_grid_on_training_clips(data_root):
     """alpha=0 is TF-IDF alone: its validation recall must match the TF-IDF retriever's."""
     from melscribe_torch.data import held_out_clip_ids
     from melscribe_torch.data.training import (
+        DEFAULT_VALID_REQUEST_SOURCES,
         build_validation_set,
         load_training_records,
-        split_by_clip,
+        split_for_validation,
     )
     from melscribe_torch.evaluation import TfidfRetriever, evaluate_retrieval_set
 
     result = select_fusion_weight(KeywordEncoder(), data_root, alphas=(0.0, 1.0), seeds=(0,))
     assert [row["alpha"] for row in result["table"]] == [0.0, 1.0]
     assert result["alpha"] == max(result["table"], key=lambda r: r["mean"])["alpha"]
-    _, valid = split_by_clip(
+    # the split train.py selects on by default
+    _, valid = split_for_validation(
         load_training_records(data_root, ["musiccaps", "lp-musiccaps-mc", "conceptcaps"]),
-        0.1,
-        seed=0,
+        0.3,
+        0,
+        DEFAULT_VALID_REQUEST_SOURCES,
+        "one_per_clip",
     )
     assert not {r.clip_id for r in valid} & held_out_clip_ids(data_root)  # never a test clip
-    tfidf = evaluate_retrieval_set(TfidfRetriever(), build_validation_set(valid, 0, ["lp-musiccaps"]), [10])[
-        "recall@10"
-    ]
+    validation_set = build_validation_set(valid, 0, DEFAULT_VALID_REQUEST_SOURCES, "one_per_clip")
+    tfidf = evaluate_retrieval_set(TfidfRetriever(), validation_set, [10])["recall@10"]
     assert result["table"][0]["mean"] == pytest.approx(tfidf, abs=0.01)
     assert result["num_requests"][0] > 100

@@ -84,6 +84,36 @@ def split_by_clip(
     return train, valid
 
 
+# The validation split train.py selects on by default (and select-weight tunes the hybrid on).
+# 30% of the clips: one request per clip gives few requests, and the student sees well under
+# one epoch of the remaining pairs anyway. LLM captions (the test requests' kind) are taken
+# where a clip has them, its human caption otherwise.
+DEFAULT_VALID_FRACTION = 0.3
+DEFAULT_VALID_REQUEST_SOURCES = ("lp-musiccaps-mc/caption_writing", "musiccaps")
+DEFAULT_VALID_LAYOUT = "one_per_clip"
+
+
+def split_for_validation(
+    records: Sequence[CaptionRecord],
+    valid_fraction: float,
+    seed: int,
+    request_sources: Sequence[str] | None,
+    layout: str,
+) -> tuple[list[CaptionRecord], list[CaptionRecord]]:
+    """(train, validation) records for :func:`build_validation_set`.
+
+    With ``one_per_clip`` only held-out clips that can give a request stay out of training:
+    the others (for example ConceptCaps tag lists when ConceptCaps gives no requests) would
+    never be used, and no validation request shares their id.
+    """
+    train, valid = split_by_clip(records, valid_fraction, seed)
+    if layout != "one_per_clip" or request_sources is None:
+        return train, valid
+    requesting = {r.clip_id for r in valid if any(r.source.startswith(s) for s in request_sources)}
+    train += [r for r in valid if r.clip_id not in requesting]
+    return train, [r for r in valid if r.clip_id in requesting]
+
+
 def build_training_pairs(records: Sequence[CaptionRecord], seed: int = 42, docs_per_query: int = 3) -> RetrievalSet:
     """Requests and sampled descriptor sets for training; empty descriptor sets are dropped and counted.
 
@@ -112,35 +142,74 @@ def build_training_pairs(records: Sequence[CaptionRecord], seed: int = 42, docs_
     return pairs
 
 
-def build_validation_set(
-    records: Sequence[CaptionRecord], seed: int, request_sources: Sequence[str] | None = None
-) -> RetrievalSet:
-    """A validation set shaped like the test sets, from held-out clips.
+VALIDATION_LAYOUTS = ("one_per_clip", "all_sentences")
 
-    The corpus holds every non-empty sampled descriptor set of the held-out records (so it is
-    about as large as a test corpus); the requests are the sentences of records whose source
-    starts with one of ``request_sources`` (all when None) and whose set is not empty. The
-    MC/MC_reco test requests are LLM-written captions, so LP-MusicCaps requests are the
-    closest proxy; human sentences that name none of their descriptors would only add noise.
+
+def build_validation_set(
+    records: Sequence[CaptionRecord],
+    seed: int,
+    request_sources: Sequence[str] | None = None,
+    layout: str = "one_per_clip",
+) -> RetrievalSet:
+    """A validation set from held-out clips, shaped like the test sets.
+
+    ``one_per_clip`` (the default) mirrors MC / MC_reco: each test clip gives one request (a
+    single-sentence LLM caption) and one descriptor set, so no two documents describe the
+    same music. Here each held-out clip gives one request: the first sentence with a non-empty
+    set of its record from the earliest of ``request_sources`` (source prefixes, in order of
+    preference; all when None), and the corpus is those sets.
+
+    ``all_sentences`` (the earlier layout) keeps every sentence of the request sources as a
+    request and every non-empty sampled set of every held-out record in the corpus. A clip then
+    has many near-identical sets (its other sentences and caption styles), so the set rewards
+    telling apart sets of the same music, which the test sets never ask for.
 
     Raises:
         DataError: no request is left (names the sources asked for).
     """
+    if layout not in VALIDATION_LAYOUTS:
+        raise ValueError(f"unknown validation layout {layout!r}; valid: {', '.join(VALIDATION_LAYOUTS)}")
+
+    def wanted(source: str) -> bool:
+        return request_sources is None or any(source.startswith(s) for s in request_sources)
+
+    if layout == "one_per_clip":
+        # Per clip, the record of the earliest source in request_sources (file order breaks ties).
+        def rank(source: str) -> int:
+            if request_sources is None:
+                return 0
+            return next(i for i, s in enumerate(request_sources) if source.startswith(s))
+
+        chosen: dict[str, CaptionRecord] = {}
+        for record in records:
+            if wanted(record.source):
+                best = chosen.get(record.clip_id)
+                if best is None or rank(record.source) < rank(best.source):
+                    chosen[record.clip_id] = record
+        records = list(chosen.values())
     full = build_sampled_set(records, seed=seed, docs_per_query=1, name=f"validation-{seed}")
     # build_sampled_set numbers requests in record order, one per sentence.
-    request_source = [r.source for r in records for _ in split_sentences(r.caption)]
-    if len(request_source) != len(full.queries):
+    request_record = [i for i, r in enumerate(records) for _ in split_sentences(r.caption)]
+    if len(request_record) != len(full.queries):
         raise RuntimeError("build_sampled_set no longer makes one request per sentence")
     empty_ids = {doc_id for doc_id, text in full.corpus.items() if not text.strip()}
     out = RetrievalSet(name=full.name)
-    out.corpus = {d: t for d, t in full.corpus.items() if d not in empty_ids}
-    for qid, source in zip(list(full.queries), request_source):
+    taken: set[int] = set()
+    for qid, index in zip(list(full.queries), request_record):
         relevant = full.qrels[qid] - empty_ids
-        if relevant and (
-            request_sources is None or any(source.startswith(s) for s in request_sources)
-        ):
-            out.queries[qid] = full.queries[qid]
-            out.qrels[qid] = relevant
+        if not relevant or not wanted(records[index].source):
+            continue
+        if layout == "one_per_clip":
+            if index in taken:
+                continue
+            taken.add(index)
+        out.queries[qid] = full.queries[qid]
+        out.qrels[qid] = relevant
+    kept_docs = set().union(*out.qrels.values()) if layout == "one_per_clip" and out.qrels else None
+    out.corpus = {
+        d: t for d, t in full.corpus.items()
+        if d not in empty_ids and (kept_docs is None or d in kept_docs)
+    }
     if not out.queries:
         raise DataError(
             f"no validation requests from sources {list(request_sources or [])} among "

@@ -1,11 +1,11 @@
 """Choose the hybrid fusion weight on validation data carved from the training clips.
 
 Validation sets: the same ones ``train.py`` selects on by default. The training records of
-the default sources are split by clip (`split_by_clip(records, 0.1, seed=0)`); the held-out
-10% of clips are sampled with the paper's procedure for seeds 0, 1, 2 (``docs_per_query=1``,
-as the test sets), requests from LP-MusicCaps captions, every held-out descriptor set in the
-corpus (``data.training.build_validation_set``). No test clip is involved: the MC / MC_reco
-test sets never tune anything.
+the default sources are split by clip (``split_for_validation`` with the defaults of
+``data.training``: 30% of the clips, split seed 0); each held-out clip gives one request (its
+LLM caption where it has one) and one descriptor set, sampled with the paper's procedure for
+seeds 0, 1, 2, as the test sets are (``build_validation_set``). No test clip is involved: the
+MC / MC_reco test sets never tune anything.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ import numpy as np
 import torch
 
 from ..data.training import (
+    DEFAULT_VALID_FRACTION,
+    DEFAULT_VALID_LAYOUT,
+    DEFAULT_VALID_REQUEST_SOURCES,
     build_validation_set,
     check_no_test_clips,
     load_training_records,
-    split_by_clip,
+    split_for_validation,
 )
 from ..evaluation.metrics import ranking_metrics
 from .hybrid import TfidfScorer, fuse_scores
@@ -30,7 +33,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc", "conceptcaps")
-REQUEST_SOURCES = ("lp-musiccaps",)
 
 
 def select_fusion_weight(
@@ -58,12 +60,14 @@ def select_fusion_weight(
     """
     records = load_training_records(root, list(VALIDATION_SOURCES))
     check_no_test_clips(records, root)
-    _, valid = split_by_clip(records, 0.1, seed=0)
+    _, valid = split_for_validation(
+        records, DEFAULT_VALID_FRACTION, 0, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT
+    )
     per_alpha: dict[float, list[float]] = {a: [] for a in alphas}
     num_requests, num_sets = [], []
     cache: dict[str, torch.Tensor] = {}  # the requests are the same sentences for every seed
     for seed in seeds:
-        vset = build_validation_set(valid, seed, REQUEST_SOURCES)
+        vset = build_validation_set(valid, seed, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT)
         qids = [q for q in vset.queries if vset.qrels.get(q)]
         doc_ids = list(vset.corpus)
         queries = [vset.queries[q] for q in qids]
@@ -100,8 +104,9 @@ def select_fusion_weight(
         "seeds": list(seeds),
         "validation": {
             "sources": list(VALIDATION_SOURCES),
-            "request_sources": list(REQUEST_SOURCES),
-            "valid_fraction": 0.1,
+            "request_sources": list(DEFAULT_VALID_REQUEST_SOURCES),
+            "valid_fraction": DEFAULT_VALID_FRACTION,
+            "layout": DEFAULT_VALID_LAYOUT,
             "split_seed": 0,
         },
     }
