@@ -7,6 +7,8 @@ Run directory::
     hard-negatives.jsonl                                     stage 2: mined negatives per retriever
     cross-encoder/, teacher-metrics.json                     stage 3: the teacher
     gpl-training-data.tsv                                    stage 4: (qid, pos, neg, margin) tuples
+    training-tuples.tsv                                      stages 3-4 when the loss uses no margin:
+                                                             (qid, pos, neg), no teacher
     checkpoint.pt, metrics.jsonl, best/, last/, results.json stage 5: the student
     <artifact>.meta.json                                     hash of the settings that made it
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,7 +68,7 @@ class ModelSettings:
 class DataSettings:
     root: str
     train_sources: list[str] = field(
-        default_factory=lambda: ["musiccaps", "lp-musiccaps-mc", "conceptcaps"]
+        default_factory=lambda: ["musiccaps", "lp-musiccaps-mc"]
     )
     valid_fraction: float = DEFAULT_VALID_FRACTION
     split_seed: int = 0
@@ -336,26 +339,40 @@ def run_pipeline(
         lambda p: mine(p, pairs, mining_settings, aliases, rank, world_size),
         all_ranks=True,
     )
-    stages.run(
-        "teacher",
-        "cross-encoder",
-        asdict(teacher_settings),
-        lambda p: train_teacher(p, run_dir, pairs, teacher_settings, aliases),
-    )
     num_tuples = train.steps * train.batch_size * train.grad_accum * world_size
-    label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
-    stages.run(
-        "labels",
-        labeling.GPL_TRAINING_FILE,
-        label_settings,
-        lambda p: label(
-            p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision
-        ),
-    )
-
-    examples = examples_from_tuples(
-        pairs, labeling.read_gpl_training_data(run_dir / labeling.GPL_TRAINING_FILE)
-    )
+    if loss.margin_mse_weight > 0:
+        stages.run(
+            "teacher",
+            "cross-encoder",
+            asdict(teacher_settings),
+            lambda p: train_teacher(p, run_dir, pairs, teacher_settings, aliases),
+        )
+        label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
+        stages.run(
+            "labels",
+            labeling.GPL_TRAINING_FILE,
+            label_settings,
+            lambda p: label(
+                p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision
+            ),
+        )
+        rows = labeling.read_gpl_training_data(run_dir / labeling.GPL_TRAINING_FILE)
+    else:
+        # No margin is used (in-batch negatives alone): no teacher to train, no pair to score.
+        stages.run(
+            "tuples",
+            labeling.TUPLES_FILE,
+            {"num_tuples": num_tuples, "seed": seed},
+            lambda p: labeling.write_training_tuples(
+                p,
+                labeling.sample_training_tuples(
+                    mining.read_hard_negatives(run_dir / mining.HARD_NEGATIVES_FILE), num_tuples, seed
+                ),
+            ),
+        )
+        # NaN, not a made-up number: a loss that read it would fail at once.
+        rows = [(*ids, math.nan) for ids in labeling.read_training_tuples(run_dir / labeling.TUPLES_FILE)]
+    examples = examples_from_tuples(pairs, rows)
     train_settings = {
         "model": asdict(model),
         "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after")},
@@ -370,7 +387,8 @@ def run_pipeline(
         started = time.perf_counter()
         checkpoint = run_dir / CHECKPOINT_FILE
         # A finished run with other settings, or new training tuples: start over, do not resume.
-        if rank == 0 and (path.exists() or "labels" not in stages.skipped):
+        tuples_kept = "labels" in stages.skipped or "tuples" in stages.skipped
+        if rank == 0 and (path.exists() or not tuples_kept):
             for stale in (
                 checkpoint,
                 run_dir / "metrics.jsonl",

@@ -9,8 +9,10 @@ from melscribe_torch.data import RetrievalSet
 from melscribe_torch.labeling import (
     label_margins,
     read_gpl_training_data,
+    read_training_tuples,
     sample_training_tuples,
     write_gpl_training_data,
+    write_training_tuples,
 )
 from melscribe_torch.models import CrossEncoder
 
@@ -139,6 +141,15 @@ def test_gpl_file_round_trip(tmp_path):
     path = write_gpl_training_data(tmp_path / "gpl-training-data.tsv", tuples, margins)
     assert path.read_text().splitlines()[0] == "q0\td0\td2\t1.25"
     assert read_gpl_training_data(path) == [t + (m,) for t, m in zip(tuples, margins)]
+
+
+def test_unlabelled_tuples_round_trip_and_name_a_bad_line(tmp_path):
+    tuples = [("q0", "d0", "d2"), ("q1", "d5", "d6")]
+    path = write_training_tuples(tmp_path / "training-tuples.tsv", tuples)
+    assert read_training_tuples(path) == tuples
+    path.write_text("q0\td0\td2\nq1\td5\n")
+    with pytest.raises(ValueError, match=r"training-tuples.tsv:2: expected 3 tab-separated fields"):
+        read_training_tuples(path)
 
 
 def test_writing_checks_lengths_and_values(tmp_path):

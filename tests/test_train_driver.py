@@ -81,6 +81,23 @@ def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     assert json.loads((run_dir / "cross-encoder.meta.json").read_text())["settings"]["seed"] == 1
 
 
+def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(
+    smoke_run, tiny_model_dir, tiny_data, tmp_path
+):
+    labelled_dir, _ = smoke_run
+    results = train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, "loss=mnrl")), tmp_path)
+    assert not (tmp_path / "cross-encoder").exists()
+    assert not (tmp_path / "gpl-training-data.tsv").exists()
+    assert set(results["timings_s"]) >= {"data", "mining", "tuples", "train"}
+    assert "teacher" not in results["timings_s"]
+    unlabelled = [line.split("\t") for line in (tmp_path / "training-tuples.tsv").read_text().splitlines()]
+    labelled = [line.split("\t")[:3] for line in (labelled_dir / "gpl-training-data.tsv").read_text().splitlines()]
+    assert unlabelled == labelled  # the same draw of (request, positive, negative)
+    assert results["training"]["step"] == 2
+    again = train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, "loss=mnrl")), tmp_path)
+    assert again["skipped_stages"] == ["data", "mining", "tuples", "train"]
+
+
 def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before(
     tiny_model_dir, tiny_data, tmp_path
 ):

@@ -2,16 +2,22 @@
 
 from .pseudo_labels import (
     GPL_TRAINING_FILE,
+    TUPLES_FILE,
     label_margins,
     read_gpl_training_data,
+    read_training_tuples,
     sample_training_tuples,
     write_gpl_training_data,
+    write_training_tuples,
 )
 
 __all__ = [
     "GPL_TRAINING_FILE",
+    "TUPLES_FILE",
     "label_margins",
     "read_gpl_training_data",
+    "read_training_tuples",
     "sample_training_tuples",
     "write_gpl_training_data",
+    "write_training_tuples",
 ]

@@ -7,6 +7,10 @@ header::
 
 with ``margin = CE(request, positive) - CE(request, negative)``, the cross-encoder teacher's
 logit difference: the bi-encoder is trained to reproduce it with MarginMSE.
+
+A loss that uses no margin (in-batch negatives alone) needs no teacher: the same tuples are
+then written without margins to ``training-tuples.tsv`` (``<qid>\t<pos>\t<neg>``), so that
+no file ever holds a margin the teacher did not give.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from melscribe_torch.data import RetrievalSet
 from melscribe_torch.io import atomic_write_text
 
 GPL_TRAINING_FILE = "gpl-training-data.tsv"
+TUPLES_FILE = "training-tuples.tsv"
 
 Tuple = tuple[str, str, str]
 
@@ -170,4 +175,40 @@ def read_gpl_training_data(path: str | Path) -> list[tuple[str, str, str, float]
             if not math.isfinite(margin):
                 raise ValueError(f"{path}:{line_no}: margin {margin_text!r} is not finite")
             rows.append((qid, pos_id, neg_id, margin))
+    return rows
+
+
+def write_training_tuples(path: str | Path, tuples: Sequence[Tuple]) -> Path:
+    """Write unlabelled (qid, pos_id, neg_id) tuples, one per line, atomically."""
+    lines = []
+    for i, ids in enumerate(tuples):
+        for value in ids:
+            if "\t" in value or "\n" in value:
+                raise ValueError(
+                    f"tuple {i}: id {value!r} holds a tab or newline, which the TSV cannot store"
+                )
+        lines.append("\t".join(ids) + "\n")
+    atomic_write_text(path, "".join(lines))
+    return Path(path)
+
+
+def read_training_tuples(path: str | Path) -> list[Tuple]:
+    """Read ``training-tuples.tsv``.
+
+    Raises:
+        ValueError: A malformed row, naming ``file:line``.
+    """
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3:
+                raise ValueError(
+                    f"{path}:{line_no}: expected 3 tab-separated fields (qid, pos_id, neg_id), got {len(fields)}"
+                )
+            rows.append((fields[0], fields[1], fields[2]))
     return rows

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 RETRIEVERS = ("dense", "lexical", "hybrid")
 # "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" trades recall for speed.
 BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
-# Fusion weight of the dense side when none is given: chosen on validation data for the
-# default model by `python -m melscribe_torch.recommend select-weight` (see docs/recommend.md).
-DEFAULT_ALPHA = 0.5
+# Fusion weight of the dense side when none is given: chosen on validation data for the model
+# of the default `python train.py` by `python -m melscribe_torch.recommend select-weight`
+# (docs/recommend.md; the pretrained minilm-l6 does best near 0.1).
+DEFAULT_ALPHA = 0.7
 DEFAULT_METHOD = "zscore"
 
 

@@ -32,7 +32,7 @@ from .hybrid import TfidfScorer, fuse_scores
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
-VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc", "conceptcaps")
+VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc")  # train.py's default sources
 
 
 def select_fusion_weight(
