@@ -144,6 +144,22 @@ def write_gpl_training_data(
     return Path(path)
 
 
+def _tsv_rows(path: Path, columns: Sequence[str]):
+    """(line number, fields) of each non-empty line, checking the number of fields."""
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != len(columns):
+                raise ValueError(
+                    f"{path}:{line_no}: expected {len(columns)} tab-separated fields "
+                    f"({', '.join(columns)}), got {len(fields)}"
+                )
+            yield line_no, fields
+
+
 def read_gpl_training_data(path: str | Path) -> list[tuple[str, str, str, float]]:
     """Read ``gpl-training-data.tsv``.
 
@@ -155,26 +171,16 @@ def read_gpl_training_data(path: str | Path) -> list[tuple[str, str, str, float]
     """
     path = Path(path)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 4:
-                raise ValueError(
-                    f"{path}:{line_no}: expected 4 tab-separated fields (qid, pos_id, neg_id, margin), got {len(fields)}"
-                )
-            qid, pos_id, neg_id, margin_text = fields
-            try:
-                margin = float(margin_text)
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{line_no}: margin {margin_text!r} is not a number"
-                ) from None
-            if not math.isfinite(margin):
-                raise ValueError(f"{path}:{line_no}: margin {margin_text!r} is not finite")
-            rows.append((qid, pos_id, neg_id, margin))
+    for line_no, (qid, pos_id, neg_id, margin_text) in _tsv_rows(
+        path, ("qid", "pos_id", "neg_id", "margin")
+    ):
+        try:
+            margin = float(margin_text)
+        except ValueError:
+            raise ValueError(f"{path}:{line_no}: margin {margin_text!r} is not a number") from None
+        if not math.isfinite(margin):
+            raise ValueError(f"{path}:{line_no}: margin {margin_text!r} is not finite")
+        rows.append((qid, pos_id, neg_id, margin))
     return rows
 
 
@@ -199,16 +205,4 @@ def read_training_tuples(path: str | Path) -> list[Tuple]:
         ValueError: A malformed row, naming ``file:line``.
     """
     path = Path(path)
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise ValueError(
-                    f"{path}:{line_no}: expected 3 tab-separated fields (qid, pos_id, neg_id), got {len(fields)}"
-                )
-            rows.append((fields[0], fields[1], fields[2]))
-    return rows
+    return [tuple(fields) for _, fields in _tsv_rows(path, ("qid", "pos_id", "neg_id"))]
