@@ -359,6 +359,7 @@ def run_pipeline(
         rows = labeling.read_gpl_training_data(run_dir / labeling.GPL_TRAINING_FILE)
     else:
         # No margin is used (in-batch negatives alone): no teacher to train, no pair to score.
+        log.info("loss uses no teacher margin (margin_mse_weight=0): teacher and labelling skipped")
         stages.run(
             "tuples",
             labeling.TUPLES_FILE,
