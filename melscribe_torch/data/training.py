@@ -93,6 +93,13 @@ DEFAULT_VALID_REQUEST_SOURCES = ("lp-musiccaps-mc/caption_writing", "musiccaps")
 DEFAULT_VALID_LAYOUT = "one_per_clip"
 
 
+def source_rank(source: str, prefixes: Sequence[str] | None) -> int | None:
+    """Index of the first prefix ``source`` starts with (0 when ``prefixes`` is None), else None."""
+    if prefixes is None:
+        return 0
+    return next((i for i, prefix in enumerate(prefixes) if source.startswith(prefix)), None)
+
+
 def split_for_validation(
     records: Sequence[CaptionRecord],
     valid_fraction: float,
@@ -109,7 +116,7 @@ def split_for_validation(
     train, valid = split_by_clip(records, valid_fraction, seed)
     if layout != "one_per_clip" or request_sources is None:
         return train, valid
-    requesting = {r.clip_id for r in valid if any(r.source.startswith(s) for s in request_sources)}
+    requesting = {r.clip_id for r in valid if source_rank(r.source, request_sources) is not None}
     train += [r for r in valid if r.clip_id not in requesting]
     return train, [r for r in valid if r.clip_id in requesting]
 
@@ -171,21 +178,16 @@ def build_validation_set(
         raise ValueError(f"unknown validation layout {layout!r}; valid: {', '.join(VALIDATION_LAYOUTS)}")
 
     def wanted(source: str) -> bool:
-        return request_sources is None or any(source.startswith(s) for s in request_sources)
+        return source_rank(source, request_sources) is not None
 
     if layout == "one_per_clip":
         # Per clip, the record of the earliest source in request_sources (file order breaks ties).
-        def rank(source: str) -> int:
-            if request_sources is None:
-                return 0
-            return next(i for i, s in enumerate(request_sources) if source.startswith(s))
-
         chosen: dict[str, CaptionRecord] = {}
         for record in records:
-            if wanted(record.source):
-                best = chosen.get(record.clip_id)
-                if best is None or rank(record.source) < rank(best.source):
-                    chosen[record.clip_id] = record
+            rank = source_rank(record.source, request_sources)
+            best = chosen.get(record.clip_id)
+            if rank is not None and (best is None or rank < source_rank(best.source, request_sources)):
+                chosen[record.clip_id] = record
         records = list(chosen.values())
     full = build_sampled_set(records, seed=seed, docs_per_query=1, name=f"validation-{seed}")
     # build_sampled_set numbers requests in record order, one per sentence.

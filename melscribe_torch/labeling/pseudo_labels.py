@@ -116,6 +116,14 @@ def label_margins(
     ]
 
 
+def _check_ids(i: int, ids: Sequence[str]) -> None:
+    for value in ids:
+        if "\t" in value or "\n" in value:
+            raise ValueError(
+                f"tuple {i}: id {value!r} holds a tab or newline, which the TSV cannot store"
+            )
+
+
 def write_gpl_training_data(
     path: str | Path, tuples: Sequence[Tuple], margins: Sequence[float]
 ) -> Path:
@@ -130,11 +138,7 @@ def write_gpl_training_data(
         )
     lines = []
     for i, ((qid, pos_id, neg_id), margin) in enumerate(zip(tuples, margins)):
-        for value in (qid, pos_id, neg_id):
-            if "\t" in value or "\n" in value:
-                raise ValueError(
-                    f"tuple {i}: id {value!r} holds a tab or newline, which the TSV cannot store"
-                )
+        _check_ids(i, (qid, pos_id, neg_id))
         if not math.isfinite(margin):
             raise ValueError(
                 f"tuple {i}: margin {margin} is not finite: check the teacher's precision"
@@ -188,11 +192,7 @@ def write_training_tuples(path: str | Path, tuples: Sequence[Tuple]) -> Path:
     """Write unlabelled (qid, pos_id, neg_id) tuples, one per line, atomically."""
     lines = []
     for i, ids in enumerate(tuples):
-        for value in ids:
-            if "\t" in value or "\n" in value:
-                raise ValueError(
-                    f"tuple {i}: id {value!r} holds a tab or newline, which the TSV cannot store"
-                )
+        _check_ids(i, ids)
         lines.append("\t".join(ids) + "\n")
     atomic_write_text(path, "".join(lines))
     return Path(path)
