@@ -43,6 +43,7 @@ from .provenance import library_versions, machine_info
 from .training import (
     StudentLoss,
     examples_from_tuples,
+    known_positive_texts,
     train_bi_encoder,
     validation_recall,
     warmup_for,
@@ -136,6 +137,8 @@ class LossSettings:
     mnrl_scale: float = 20.0
     mnrl_similarity: str = "cos"
     mnrl_hard_negatives: bool = True
+    mnrl_symmetric: bool = False
+    mnrl_exclude_known_positives: bool = False
 
 
 @dataclass
@@ -433,6 +436,7 @@ def run_pipeline(
                 config=train_settings,
                 rank=rank,
                 world_size=world_size,
+                known_positives=known_positive_texts(pairs) if loss.mnrl_exclude_known_positives else None,
             )
         )
         if summary["step"] < train.steps:

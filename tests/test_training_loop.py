@@ -7,11 +7,13 @@ import copy
 import pytest
 import torch
 
+from melscribe_torch.data.sampling import RetrievalSet
 from melscribe_torch.models import BiEncoder
 from melscribe_torch.training import (
     CheckpointError,
     StudentLoss,
     batch_indices,
+    known_positive_texts,
     load_checkpoint,
     lr_at,
     train_bi_encoder,
@@ -113,6 +115,40 @@ def test_in_batch_only_loss_never_encodes_the_negatives(model):
     assert loss_fn(q, d, None, torch.zeros(4))[0] > 0
     with pytest.raises(ValueError, match="hard negatives"):
         StudentLoss(1.0, 1.0)(q, d, None, torch.zeros(4))
+
+
+def test_known_positives_are_keyed_by_request_text_and_united_across_requests():
+    pairs = RetrievalSet(
+        queries={"a_1": "no voices", "b_1": "no voices", "c_1": "rock"},
+        corpus={"d1": "no voice", "d2": "instrumental", "d3": "rock"},
+        qrels={"a_1": {"d1"}, "b_1": {"d2"}, "c_1": {"d3"}},
+    )
+    assert known_positive_texts(pairs) == {
+        "no voices": frozenset({"no voice", "instrumental"}),
+        "rock": frozenset({"rock"}),
+    }
+
+
+def test_excluding_known_positives_changes_the_update_only_where_a_batch_holds_one(model):
+    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False, mnrl_exclude_known_positives=True)
+    with pytest.raises(ValueError, match="known_positives"):
+        train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)
+    plain = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False)
+    runs = {}
+    for name, fn, known in [
+        ("plain", plain, None),
+        ("none_shared", loss_fn, {e[0]: {e[1]} for e in EXAMPLES}),
+        ("shared", loss_fn, {e[0]: {x[1] for x in EXAMPLES} for e in EXAMPLES}),
+    ]:
+        runs[name] = copy.deepcopy(model)
+        train(runs[name], steps=1, loss_fn=fn, known_positives=known, weight_decay=0.0)
+    torch.testing.assert_close(runs["none_shared"].state_dict(), runs["plain"].state_dict())
+    assert not torch.equal(
+        runs["plain"].state_dict()["backbone.embeddings.word_embeddings.weight"],
+        model.state_dict()["backbone.embeddings.word_embeddings.weight"],
+    )
+    # Every in-batch document is a known positive: nothing is left to push away, no update.
+    torch.testing.assert_close(runs["shared"].state_dict(), model.state_dict(), rtol=0, atol=0)
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model, tmp_path):

@@ -1,6 +1,6 @@
 """Bi-encoder training (GPL stage 5): the plain loop, its schedule, batches, checkpoints and DDP plumbing."""
 
-from .batches import TrainingExample, batch_indices, examples_from_tuples
+from .batches import TrainingExample, batch_indices, examples_from_tuples, known_positive_texts
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import LOSSES, StudentLoss, train_bi_encoder
 from .schedule import lr_at, warmup_for
@@ -13,6 +13,7 @@ __all__ = [
     "TrainingExample",
     "batch_indices",
     "examples_from_tuples",
+    "known_positive_texts",
     "load_checkpoint",
     "lr_at",
     "save_checkpoint",

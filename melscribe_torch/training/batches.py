@@ -49,6 +49,19 @@ def examples_from_tuples(
     return examples
 
 
+def known_positive_texts(pairs: RetrievalSet) -> dict[str, frozenset[str]]:
+    """Request text -> the texts of all its relevant descriptor sets.
+
+    Keyed by text because one sentence can be a request of several clips ("There are no voices
+    in this song"): its positives are then the union over those requests. In-batch negatives
+    use it to drop other requests' positives that are positives of this request too.
+    """
+    positives: dict[str, set[str]] = {}
+    for qid, doc_ids in pairs.qrels.items():
+        positives.setdefault(pairs.queries[qid], set()).update(pairs.corpus[d] for d in doc_ids)
+    return {text: frozenset(docs) for text, docs in positives.items()}
+
+
 def batches_per_epoch(num_examples: int, batch_size: int, world_size: int = 1) -> int:
     """Full micro-batches per epoch and rank (the remainder of each shuffle is dropped)."""
     per_epoch = num_examples // (batch_size * world_size)

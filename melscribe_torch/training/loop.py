@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,15 @@ class StudentLoss(nn.Module):
         similarity: "dot" (the paper) or "cos" scores for MarginMSE.
         mnrl_scale: Inverse temperature of MNRL.
         mnrl_similarity: "cos" or "dot" for MNRL.
+        mnrl_symmetric: MNRL also ranks the batch's requests for each positive.
+        mnrl_exclude_known_positives: Another request's positive that is also a positive of
+            this request is not one of its in-batch negatives (the training loop then needs
+            the relevance judgements, ``known_positives``).
 
     Shapes:
         q_emb, p_emb, n_emb: (B, H) (n_emb may be None when ``uses_negatives`` is False);
-        margins: (B,) -> loss () and a dict of float parts.
+        margins: (B,); exclude: optional (B, B) bool, True where positive j is also a
+        positive of request i (masked out of MNRL's negatives) -> loss () and a dict of float parts.
     """
 
     def __init__(
@@ -60,6 +65,8 @@ class StudentLoss(nn.Module):
         mnrl_scale: float = 20.0,
         mnrl_similarity: str = "cos",
         mnrl_hard_negatives: bool = True,
+        mnrl_symmetric: bool = False,
+        mnrl_exclude_known_positives: bool = False,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cos"):
@@ -72,15 +79,23 @@ class StudentLoss(nn.Module):
             similarity,
         )
         self.mnrl_hard_negatives = mnrl_hard_negatives
+        self.exclude_known_positives = mnrl_weight > 0 and mnrl_exclude_known_positives
         self.margin_mse = MarginMSELoss()
-        self.mnrl = MultipleNegativesRankingLoss(scale=mnrl_scale, similarity=mnrl_similarity)
+        self.mnrl = MultipleNegativesRankingLoss(
+            scale=mnrl_scale, similarity=mnrl_similarity, symmetric=mnrl_symmetric
+        )
 
     @property
     def uses_negatives(self) -> bool:
         return self.margin_mse_weight > 0 or (self.mnrl_weight > 0 and self.mnrl_hard_negatives)
 
     def forward(
-        self, q_emb: Tensor, p_emb: Tensor, n_emb: Tensor | None, margins: Tensor
+        self,
+        q_emb: Tensor,
+        p_emb: Tensor,
+        n_emb: Tensor | None,
+        margins: Tensor,
+        exclude: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         if n_emb is None and self.uses_negatives:
             raise ValueError("this loss needs the hard negatives' embeddings")
@@ -98,12 +113,12 @@ class StudentLoss(nn.Module):
             loss = loss + self.margin_mse_weight * part
             parts["margin_mse"] = part.item()
         if self.mnrl_weight > 0:
-            documents = (
-                torch.stack([p_emb, n_emb], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
-                if self.mnrl_hard_negatives
-                else p_emb
-            )
-            part = self.mnrl(q_emb, documents)
+            documents, columns = p_emb, exclude
+            if self.mnrl_hard_negatives:
+                documents = torch.stack([p_emb, n_emb], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
+                if exclude is not None:  # a mined negative is never masked
+                    columns = torch.stack([exclude, torch.zeros_like(exclude)], dim=2).flatten(1, 2)
+            part = self.mnrl(q_emb, documents, columns)
             loss = loss + self.mnrl_weight * part
             parts["mnrl"] = part.item()
         return loss, parts
@@ -172,6 +187,7 @@ def train_bi_encoder(
     config: dict | None = None,
     rank: int = 0,
     world_size: int = 1,
+    known_positives: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (a ``BiEncoder``) in place.
 
@@ -199,6 +215,8 @@ def train_bi_encoder(
         stop_after: End this process after this step (checkpointed), e.g. to fit a time slot; rerun to resume.
         config: Stored in the checkpoint; a resume warns when it differs.
         rank, world_size: This process under DDP (gradients averaged over ranks).
+        known_positives: Request text -> its positive texts (``known_positive_texts``);
+            needed when ``loss_fn.exclude_known_positives``.
 
     Returns:
         ``{"step", "best_metric", "last_metric", "train_loss", "examples_per_s", "truncated_requests", "resumed_from"}``.
@@ -209,6 +227,8 @@ def train_bi_encoder(
         raise ValueError(
             f"steps, grad_accum and batch_size must be >= 1, got {steps}, {grad_accum}, {batch_size}"
         )
+    if loss_fn.exclude_known_positives and known_positives is None:
+        raise ValueError("the loss excludes known positives from in-batch negatives: pass known_positives")
     device = model.device
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
@@ -306,8 +326,20 @@ def train_bi_encoder(
                     if loss_fn.uses_negatives
                     else None  # a third of the step's compute saved
                 )
+            exclude = (
+                torch.tensor(
+                    [[p in known_positives.get(r, ()) for p in positives] for r in requests],
+                    device=device,
+                )
+                if loss_fn.exclude_known_positives
+                else None
+            )
             loss, _ = loss_fn(
-                q_emb, p_emb, n_emb, torch.tensor(margins, dtype=torch.float32, device=device)
+                q_emb,
+                p_emb,
+                n_emb,
+                torch.tensor(margins, dtype=torch.float32, device=device),
+                exclude,
             )
             loss = loss / grad_accum  # the step's gradient is the mean over its micro-batches
             scaler.scale(loss).backward()
