@@ -90,9 +90,11 @@ def test_requests_file_writes_jsonl(index_dir, tmp_path):
         "hybrid",
         "--alpha",
         "0",
+        "--max-ngram",
+        "2",
         "--output",
         str(out),
-    ]  # alpha 0: lexical ranking
+    ]  # alpha 0: lexical ranking (TF-IDF over words and word pairs)
     assert main(args) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["request"] for line in lines] == ["sad piano", "rock guitar"]
@@ -105,6 +107,7 @@ def test_requests_file_writes_jsonl(index_dir, tmp_path):
         (["   "], "request 1 is empty"),
         ([REQUEST, "-k", "0"], "-k must be a positive integer"),
         ([], "give either a request or --requests-file"),
+        ([REQUEST, "--max-ngram", "0"], "max_ngram must be a positive integer"),
     ],
 )
 def test_bad_query_input(index_dir, capsys, args, message):

@@ -78,12 +78,13 @@ def test_build_retriever_knows_hybrid_names(tiny_model_dir):
     from melscribe_torch.evaluation import build_retriever
 
     retriever, source = build_retriever(
-        f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3, "method": "rrf"}
+        f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3, "method": "rrf", "max_ngram": 2}
     )
-    assert (retriever.name, retriever.alpha, retriever.method, source) == (
+    assert (retriever.name, retriever.alpha, retriever.method, retriever.max_ngram, source) == (
         f"hybrid:{tiny_model_dir}",
         0.3,
         "rrf",
+        2,
         str(tiny_model_dir),
     )
     with pytest.raises(ValueError, match="needs a fusion weight"):
@@ -109,3 +110,15 @@ def test_tfidf_topk_in_blocks_equals_dense_topk(monkeypatch):
     scores, indices = scorer.topk(queries, 2)
     torch.testing.assert_close(scores, expected.values)
     assert torch.equal(indices, expected.indices)
+
+
+def test_tfidf_ngrams_match_descriptor_phrases_that_single_words_cannot_tell_apart():
+    from melscribe_torch.recommend.hybrid import TfidfScorer
+
+    corpus = ["male voice, no guitar", "no voice, male guitar"]  # the same bag of words
+    words = TfidfScorer(corpus).scores(["male voice"])[0]
+    assert words[0] == pytest.approx(words[1])
+    phrases = TfidfScorer(corpus, max_ngram=2).scores(["male voice"])[0]
+    assert phrases[0] > phrases[1]
+    with pytest.raises(ValueError, match="max_ngram"):
+        TfidfScorer(corpus, max_ngram=0)

@@ -94,6 +94,8 @@ def test_unknown_retriever_and_backend(recommender):
         recommender.recommend("jazz", retriever="bm99")
     with pytest.raises(ValueError, match="unknown backend"):
         Recommender(recommender.index, KeywordEncoder(), backend="annoy")
+    with pytest.raises(ValueError, match="max_ngram must be a positive integer"):
+        Recommender(recommender.index, KeywordEncoder(), max_ngram=0)
 
 
 @pytest.mark.parametrize("backend", ["faiss", "faiss-flat", "faiss-hnsw"])

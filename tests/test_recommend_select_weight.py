@@ -7,15 +7,16 @@ from melscribe_torch.recommend.select_weight import format_selection, select_fus
 def test_format_selection_marks_the_choice():
     result = {
         "alpha": 0.5,
+        "max_ngram": 2,
         "metric": "recall@10",
         "table": [
-            {"alpha": 0.0, "mean": 0.5, "std": 0.01, "per_seed": [0.49, 0.51]},
-            {"alpha": 0.5, "mean": 0.6, "std": 0.0, "per_seed": [0.6, 0.6]},
+            {"max_ngram": 1, "alpha": 0.5, "mean": 0.5, "std": 0.01, "per_seed": [0.49, 0.51]},
+            {"max_ngram": 2, "alpha": 0.5, "mean": 0.6, "std": 0.0, "per_seed": [0.6, 0.6]},
         ],
     }
     lines = format_selection(result).splitlines()
-    assert lines[2] == "| 0.0 | 50.0 ± 1.0 | 49.0, 51.0 |"
-    assert lines[3] == "| 0.5 **chosen** | 60.0 ± 0.0 | 60.0, 60.0 |"
+    assert lines[0] == "| alpha | recall@10, n-grams 1-1 (%) | recall@10, n-grams 1-2 (%) |"
+    assert lines[2] == "| 0.5 | 50.0 ± 1.0 | **60.0 ± 0.0** chosen |"
 
 
 @pytest.mark.data
@@ -30,9 +31,15 @@ def test_validation_grid_on_training_clips(data_root):
     )
     from melscribe_torch.evaluation import TfidfRetriever, evaluate_retrieval_set
 
-    result = select_fusion_weight(KeywordEncoder(), data_root, alphas=(0.0, 1.0), seeds=(0,))
-    assert [row["alpha"] for row in result["table"]] == [0.0, 1.0]
-    assert result["alpha"] == max(result["table"], key=lambda r: r["mean"])["alpha"]
+    result = select_fusion_weight(
+        KeywordEncoder(), data_root, alphas=(0.0, 1.0), seeds=(0,), max_ngrams=(1, 2)
+    )
+    cells = [(row["max_ngram"], row["alpha"]) for row in result["table"]]
+    assert cells == [(1, 0.0), (1, 1.0), (2, 0.0), (2, 1.0)]
+    best = max(result["table"], key=lambda r: r["mean"])
+    assert (result["max_ngram"], result["alpha"]) == (best["max_ngram"], best["alpha"])
+    # alpha=1 is the dense side alone, whatever the TF-IDF side
+    assert result["table"][1]["per_seed"] == result["table"][3]["per_seed"]
     # the split train.py selects on by default
     _, valid = split_for_validation(
         load_training_records(data_root, ["musiccaps", "lp-musiccaps-mc", "conceptcaps"]),

@@ -98,7 +98,8 @@ def build_retriever(
         name: ``"tfidf"``, a key of ``model_aliases`` (e.g. ``"minilm-l6"``), or a path / hub id;
             ``"hybrid:<model>"`` fuses that model with TF-IDF (``melscribe_torch.recommend.hybrid``).
         model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``.
-        hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf"}``.
+        hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf",
+            "max_ngram": ...}``.
 
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
@@ -115,7 +116,7 @@ def build_retriever(
         if "alpha" not in settings:
             raise ValueError(f"retriever {name!r} needs a fusion weight: set hybrid.alpha (chosen on validation data)")
         retriever = HybridRetriever(dense.encoder, name, float(settings["alpha"]), settings.get("method", "zscore"),
-                                    score, batch_size, precision)
+                                    score, batch_size, precision, int(settings.get("max_ngram", 1)))
         return retriever, source
     alias = (model_aliases or {}).get(name)
     if alias is not None:

@@ -31,11 +31,13 @@ from .index import (
 from .recommender import (
     BACKENDS,
     DEFAULT_ALPHA,
+    DEFAULT_MAX_NGRAM,
     DEFAULT_METHOD,
     RETRIEVERS,
     Recommendation,
     Recommender,
 )
+from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
@@ -113,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD, help="hybrid fusion")
     p.add_argument(
+        "--max-ngram",
+        type=int,
+        default=DEFAULT_MAX_NGRAM,
+        help="lexical / hybrid: TF-IDF over word n-grams up to this length",
+    )
+    p.add_argument(
         "--backend",
         choices=BACKENDS,
         default="exact",
@@ -131,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--data-root", required=True, help="the data directory (e.g. ../shared/data)")
     p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD)
+    p.add_argument(
+        "--max-ngrams",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_MAX_NGRAMS),
+        help="candidate TF-IDF n-gram lengths, searched with alpha",
+    )
     p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -203,6 +218,7 @@ def _query(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         alpha=args.alpha,
         method=args.method,
+        max_ngram=args.max_ngram,
         backend=args.backend,
         explain_top=args.explain_top,
     )
@@ -269,9 +285,12 @@ def _select_weight(args: argparse.Namespace) -> int:
         method=args.method,
         batch_size=args.batch_size,
         precision=args.precision,
+        max_ngrams=args.max_ngrams,
     )
     print(format_selection(result))
-    print(f"chosen alpha ({args.method}, {args.model}): {result['alpha']}")
+    print(
+        f"chosen ({args.method}, {args.model}): alpha {result['alpha']}, max n-gram {result['max_ngram']}"
+    )
     if args.output:
         result.update(
             model=model_fingerprint(model), versions=library_versions(), machine=machine_info()

@@ -1,5 +1,9 @@
 """Hybrid retrieval: fuse dense (bi-encoder) and lexical (TF-IDF) scores per request.
 
+The lexical side is TF-IDF over word n-grams up to ``max_ngram`` words: descriptors are
+short phrases ("male voice", "no voice", "low quality"), which bigrams and trigrams match
+as phrases where single words match them only in part.
+
 Two fusions, both computed over ALL documents of the corpus (a dense score matrix block is
 computed anyway by exact search, and the TF-IDF block is a sparse matmul):
 
@@ -78,12 +82,19 @@ def fuse_scores(
 
 
 class TfidfScorer:
-    """TF-IDF (scikit-learn defaults, L2-normalised) fitted on a corpus; scores request blocks against it."""
+    """TF-IDF (scikit-learn defaults, L2-normalised) fitted on a corpus; scores request blocks against it.
 
-    def __init__(self, corpus: Sequence[str]) -> None:
+    Args:
+        corpus: The descriptor-set texts.
+        max_ngram: Terms are word n-grams of 1 to ``max_ngram`` words (1: scikit-learn's default).
+    """
+
+    def __init__(self, corpus: Sequence[str], max_ngram: int = 1) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.vectorizer = TfidfVectorizer()
+        if not isinstance(max_ngram, int) or max_ngram < 1:
+            raise ValueError(f"max_ngram must be a positive integer, got {max_ngram!r}")
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, max_ngram))
         self.d_mat_t = self.vectorizer.fit_transform(list(corpus)).T.tocsr()
 
     def scores(self, queries: Sequence[str]) -> torch.Tensor:
@@ -154,6 +165,7 @@ class HybridRetriever:
         alpha: Weight of the dense side (chosen on validation data).
         method: "zscore" or "rrf".
         score: "cos" or "dot" for the dense side.
+        max_ngram: Longest word n-gram of the TF-IDF side.
     """
 
     def __init__(
@@ -165,6 +177,7 @@ class HybridRetriever:
         score: str = "cos",
         batch_size: int = 64,
         precision: str = "fp32",
+        max_ngram: int = 1,
     ) -> None:
         if method not in FUSION_METHODS:
             raise ValueError(
@@ -179,14 +192,14 @@ class HybridRetriever:
             method,
             score,
         )
-        self.batch_size, self.precision = batch_size, precision
+        self.batch_size, self.precision, self.max_ngram = batch_size, precision, max_ngram
         self._cache: dict[str, torch.Tensor] = {}  # text -> embedding (CPU, float32)
 
     def search(
         self, queries: Sequence[str], corpus: Sequence[str], k: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         q_emb, d_emb = self.embed(queries, corpus)
-        lexical = TfidfScorer(corpus)
+        lexical = TfidfScorer(corpus, self.max_ngram)
         return fused_topk(
             lambda a, b: dense_scores(q_emb[a:b], d_emb),
             lambda a, b: lexical.scores(queries[a:b]),

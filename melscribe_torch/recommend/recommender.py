@@ -34,6 +34,8 @@ BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
 # (docs/recommend.md; the pretrained minilm-l6 does best near 0.1).
 DEFAULT_ALPHA = 0.7
 DEFAULT_METHOD = "zscore"
+# Longest word n-gram of the TF-IDF side (lexical and hybrid), chosen with DEFAULT_ALPHA.
+DEFAULT_MAX_NGRAM = 1
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Recommender:
         backend: "exact" (chunked exact search), "faiss" / "faiss-flat" or "faiss-hnsw" (needs faiss-cpu).
         device: Where exact search runs; None: CUDA when present, else CPU.
         explain_top: Descriptors per explanation.
+        max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class Recommender:
         explain_top: int = 3,
         batch_size: int = 64,
         precision: str = "fp32",
+        max_ngram: int = DEFAULT_MAX_NGRAM,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -101,6 +105,9 @@ class Recommender:
             else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         )
         self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
+        if not isinstance(max_ngram, int) or max_ngram < 1:
+            raise ValueError(f"max_ngram must be a positive integer, got {max_ngram!r}")
+        self.max_ngram = max_ngram
         self._lexical: TfidfScorer | None = None
         self._faiss = None
         self._descriptor_rows = index.descriptor_rows()
@@ -116,7 +123,7 @@ class Recommender:
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
             verify: Check file checksums (sizes are always checked).
-            **kwargs: Passed to `Recommender` (alpha, method, backend, device, explain_top).
+            **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device, explain_top).
         """
         from ..models import BiEncoder
 
@@ -202,7 +209,7 @@ class Recommender:
 
     def _lexical_scorer(self) -> TfidfScorer:
         if self._lexical is None:
-            self._lexical = TfidfScorer(self.index.set_texts)
+            self._lexical = TfidfScorer(self.index.set_texts, self.max_ngram)
         return self._lexical
 
     def _faiss_search(

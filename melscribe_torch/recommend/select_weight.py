@@ -32,6 +32,7 @@ from .hybrid import TfidfScorer, fuse_scores
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
+DEFAULT_MAX_NGRAMS = (1, 2, 3)
 VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc")  # train.py's default sources
 
 
@@ -44,26 +45,29 @@ def select_fusion_weight(
     metric: str = "recall@10",
     batch_size: int = 64,
     precision: str = "fp32",
+    max_ngrams: Sequence[int] = DEFAULT_MAX_NGRAMS,
 ) -> dict:
-    """Grid-search the dense weight ``alpha`` by validation ``metric`` (mean over seeds).
+    """Grid-search the dense weight ``alpha`` and the TF-IDF n-gram length by validation ``metric``.
 
     Args:
         encoder: The bi-encoder whose hybrid is tuned.
         root: The data directory.
         alphas: Candidate weights in [0, 1].
-        seeds: Sampling seeds of the validation sets.
+        seeds: Sampling seeds of the validation sets (the metric is their mean).
         method: Fusion method ("zscore" or "rrf").
+        max_ngrams: Candidate longest word n-grams of the TF-IDF side.
 
     Returns:
-        ``{"alpha", "method", "metric", "table": [{"alpha", "mean", "std", "per_seed"}],
-        "num_requests", "num_descriptor_sets", "seeds"}``; ties go to the smaller alpha.
+        ``{"alpha", "max_ngram", "method", "metric", "table": [{"max_ngram", "alpha", "mean",
+        "std", "per_seed"}], "num_requests", "num_descriptor_sets", "seeds"}``; ties go to the
+        shorter n-grams, then the smaller alpha.
     """
     records = load_training_records(root, list(VALIDATION_SOURCES))
     check_no_test_clips(records, root)
     _, valid = split_for_validation(
         records, DEFAULT_VALID_FRACTION, 0, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT
     )
-    per_alpha: dict[float, list[float]] = {a: [] for a in alphas}
+    per_cell: dict[tuple[int, float], list[float]] = {(n, a): [] for n in max_ngrams for a in alphas}
     num_requests, num_sets = [], []
     cache: dict[str, torch.Tensor] = {}  # the requests are the same sentences for every seed
     for seed in seeds:
@@ -76,26 +80,28 @@ def select_fusion_weight(
         d_emb = _encode(encoder, corpus, cache, batch_size, precision)
         q_emb = _encode(encoder, queries, cache, batch_size, precision)
         dense = q_emb @ d_emb.T  # (Q, N): small for a validation set
-        lexical = TfidfScorer(corpus).scores(queries)
         k = int(metric.split("@")[1])
-        for alpha in alphas:
-            top = torch.topk(
-                fuse_scores(dense, lexical, alpha, method), min(k, len(corpus)), dim=1
-            ).indices
-            rankings = [[doc_ids[i] for i in row] for row in top.tolist()]
-            per_alpha[alpha].append(ranking_metrics(rankings, relevant, [k])[metric])
+        for max_ngram in max_ngrams:
+            lexical = TfidfScorer(corpus, max_ngram).scores(queries)
+            for alpha in alphas:
+                top = torch.topk(
+                    fuse_scores(dense, lexical, alpha, method), min(k, len(corpus)), dim=1
+                ).indices
+                rankings = [[doc_ids[i] for i in row] for row in top.tolist()]
+                per_cell[max_ngram, alpha].append(ranking_metrics(rankings, relevant, [k])[metric])
         num_requests.append(len(qids))
         num_sets.append(len(corpus))
         log.info(
             "validation seed %d: %d requests, %d descriptor sets", seed, len(qids), len(corpus)
         )
     table = [
-        {"alpha": a, "mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v}
-        for a, v in per_alpha.items()
+        {"max_ngram": n, "alpha": a, "mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v}
+        for (n, a), v in per_cell.items()
     ]
-    best = max(table, key=lambda row: (round(row["mean"], 12), -row["alpha"]))
+    best = max(table, key=lambda row: (round(row["mean"], 12), -row["max_ngram"], -row["alpha"]))
     return {
         "alpha": best["alpha"],
+        "max_ngram": best["max_ngram"],
         "method": method,
         "metric": metric,
         "table": table,
@@ -124,12 +130,22 @@ def _encode(
 
 
 def format_selection(result: dict) -> str:
-    """A Markdown table of the grid, the chosen weight marked."""
-    lines = [f"| alpha | {result['metric']} (mean ± std, %) | per seed |", "|---|---|---|"]
-    for row in result["table"]:
-        mark = " **chosen**" if row["alpha"] == result["alpha"] else ""
-        seeds = ", ".join(f"{100 * v:.1f}" for v in row["per_seed"])
-        lines.append(
-            f"| {row['alpha']:.1f}{mark} | {100 * row['mean']:.1f} ± {100 * row['std']:.1f} | {seeds} |"
-        )
+    """A Markdown table of the grid: one row per alpha, one column per n-gram length (mean ± std
+    over the seeds, %); the chosen cell in bold. Per-seed figures are in the JSON output."""
+    ngrams = sorted({row["max_ngram"] for row in result["table"]})
+    alphas = sorted({row["alpha"] for row in result["table"]})
+    cells = {(row["max_ngram"], row["alpha"]): row for row in result["table"]}
+    lines = [
+        "| alpha | " + " | ".join(f"{result['metric']}, n-grams 1-{n} (%)" for n in ngrams) + " |",
+        "|---" * (len(ngrams) + 1) + "|",
+    ]
+    for alpha in alphas:
+        texts = []
+        for n in ngrams:
+            row = cells.get((n, alpha))
+            text = "" if row is None else f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f}"
+            if (n, alpha) == (result["max_ngram"], result["alpha"]):
+                text = f"**{text}** chosen"
+            texts.append(text)
+        lines.append(f"| {alpha:.1f} | " + " | ".join(texts) + " |")
     return "\n".join(lines) + "\n"
