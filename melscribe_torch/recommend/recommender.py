@@ -29,13 +29,12 @@ log = logging.getLogger(__name__)
 RETRIEVERS = ("dense", "lexical", "hybrid")
 # "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" trades recall for speed.
 BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
-# Fusion weight of the dense side when none is given: chosen on validation data for the model
-# of the default `python train.py` by `python -m melscribe_torch.recommend select-weight`
-# (docs/recommend.md; the pretrained minilm-l6 does best near 0.1).
-DEFAULT_ALPHA = 0.7
+# Fusion weight of the dense side and longest word n-gram of the TF-IDF side (lexical and
+# hybrid) when none is given: chosen together on validation data for the model of the default
+# `python train.py` by `python -m melscribe_torch.recommend select-weight` (docs/recommend.md).
+DEFAULT_ALPHA = 0.8
 DEFAULT_METHOD = "zscore"
-# Longest word n-gram of the TF-IDF side (lexical and hybrid), chosen with DEFAULT_ALPHA.
-DEFAULT_MAX_NGRAM = 1
+DEFAULT_MAX_NGRAM = 3
 
 
 @dataclass
