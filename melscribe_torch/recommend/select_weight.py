@@ -1,4 +1,4 @@
-"""Choose the hybrid fusion weight on validation data carved from the training clips.
+"""Choose the hybrid fusion weight and TF-IDF n-gram length on validation data carved from the training clips.
 
 Validation sets: the same ones ``train.py`` selects on by default. The training records of
 the default sources are split by clip (``split_for_validation`` with the defaults of
