@@ -387,6 +387,8 @@ def run_pipeline(
     }
     summary: dict[str, Any] = {}
 
+    loss_fn = StudentLoss(**asdict(loss))
+
     def train_student(path: Path) -> None:
         started = time.perf_counter()
         checkpoint = run_dir / CHECKPOINT_FILE
@@ -409,7 +411,7 @@ def run_pipeline(
                 steps=train.steps,
                 batch_size=train.batch_size,
                 grad_accum=train.grad_accum,
-                loss_fn=StudentLoss(**asdict(loss)),
+                loss_fn=loss_fn,
                 lr=optim.lr,
                 weight_decay=optim.weight_decay,
                 warmup_steps=warmup_for(train.warmup, train.steps, train.warmup_max_fraction),
@@ -436,7 +438,7 @@ def run_pipeline(
                 config=train_settings,
                 rank=rank,
                 world_size=world_size,
-                known_positives=known_positive_texts(pairs) if loss.mnrl_exclude_known_positives else None,
+                known_positives=known_positive_texts(pairs) if loss_fn.exclude_known_positives else None,
             )
         )
         if summary["step"] < train.steps:

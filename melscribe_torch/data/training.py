@@ -182,13 +182,12 @@ def build_validation_set(
 
     if layout == "one_per_clip":
         # Per clip, the record of the earliest source in request_sources (file order breaks ties).
-        chosen: dict[str, CaptionRecord] = {}
+        chosen: dict[str, tuple[int, CaptionRecord]] = {}  # clip -> (source rank, record)
         for record in records:
             rank = source_rank(record.source, request_sources)
-            best = chosen.get(record.clip_id)
-            if rank is not None and (best is None or rank < source_rank(best.source, request_sources)):
-                chosen[record.clip_id] = record
-        records = list(chosen.values())
+            if rank is not None and rank < chosen.get(record.clip_id, (rank + 1,))[0]:
+                chosen[record.clip_id] = (rank, record)
+        records = [record for _, record in chosen.values()]
     full = build_sampled_set(records, seed=seed, docs_per_query=1, name=f"validation-{seed}")
     # build_sampled_set numbers requests in record order, one per sentence.
     request_record = [i for i, r in enumerate(records) for _ in split_sentences(r.caption)]

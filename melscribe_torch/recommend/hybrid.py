@@ -81,6 +81,12 @@ def fuse_scores(
     raise ValueError(f"unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
 
 
+def check_max_ngram(max_ngram) -> None:
+    """Refuse an n-gram length that is not a positive integer."""
+    if not isinstance(max_ngram, int) or max_ngram < 1:
+        raise ValueError(f"max_ngram must be a positive integer, got {max_ngram!r}")
+
+
 class TfidfScorer:
     """TF-IDF (scikit-learn defaults, L2-normalised) fitted on a corpus; scores request blocks against it.
 
@@ -92,8 +98,7 @@ class TfidfScorer:
     def __init__(self, corpus: Sequence[str], max_ngram: int = 1) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        if not isinstance(max_ngram, int) or max_ngram < 1:
-            raise ValueError(f"max_ngram must be a positive integer, got {max_ngram!r}")
+        check_max_ngram(max_ngram)
         self.vectorizer = TfidfVectorizer(ngram_range=(1, max_ngram))
         self.d_mat_t = self.vectorizer.fit_transform(list(corpus)).T.tocsr()
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..evaluation.search import exact_topk
 from .explain import explain
-from .hybrid import FUSION_METHODS, TfidfScorer, dense_scores, fused_topk
+from .hybrid import FUSION_METHODS, TfidfScorer, check_max_ngram, dense_scores, fused_topk
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,7 @@ class Recommender:
             else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         )
         self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
-        if not isinstance(max_ngram, int) or max_ngram < 1:
-            raise ValueError(f"max_ngram must be a positive integer, got {max_ngram!r}")
+        check_max_ngram(max_ngram)  # now, not at the first lexical search
         self.max_ngram = max_ngram
         self._lexical: TfidfScorer | None = None
         self._faiss = None
