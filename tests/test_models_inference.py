@@ -10,6 +10,7 @@ from melscribe_torch.models.inference import (
     autocast_context,
     check_texts,
     run_length_sorted,
+    token_counts,
 )
 
 CPU = torch.device("cpu")
@@ -47,6 +48,38 @@ def test_batches_run_longest_first_and_rows_come_back_in_input_order():
     )
     assert seen == [["dddd", "ccc", "bb"], ["a"]]
     assert rows.squeeze(1).tolist() == [2.0, 1.0, 4.0, 3.0]
+
+
+def test_token_counts_count_what_the_encoder_sees(tiny_model_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from melscribe_torch.models import inference
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["calm piano", "upbeat electronic dance track with heavy bass", "x"]
+    expected = [len(tokenizer(t)["input_ids"]) for t in texts]
+    monkeypatch.setattr(inference, "TOKEN_COUNT_CHUNK", 2)  # chunks join up
+    assert token_counts(tokenizer, texts, max_length=64) == expected
+    assert token_counts(tokenizer, texts, max_length=4) == [min(n, 4) for n in expected]
+    pairs = token_counts(tokenizer, texts, ["guitar", "drums", "bass"], max_length=64)
+    assert pairs == [len(tokenizer(t, d)["input_ids"]) for t, d in zip(texts, ["guitar", "drums", "bass"])]
+
+
+def test_encode_batches_by_tokens_not_characters(tiny_model_dir, monkeypatch):
+    """A long unknown word is one token; six short words are six: the words go first."""
+    from melscribe_torch.models import BiEncoder, bi_encoder
+
+    seen = []
+
+    def spy(items, lengths, batch_fn, **kwargs):
+        seen.append(dict(zip(items, lengths)))
+        return run_length_sorted(items, lengths, batch_fn, **kwargs)
+
+    monkeypatch.setattr(bi_encoder, "run_length_sorted", spy)
+    encoder = BiEncoder.from_pretrained(tiny_model_dir)
+    long_word, words = "ж" * 40, "calm piano jazz drums bass guitar"  # ж: not in the vocabulary
+    encoder.encode([long_word, words], batch_size=1)
+    assert len(long_word) > len(words) and seen[0][words] > seen[0][long_word]
 
 
 def test_atomic_directory_replaces_the_old_one(tmp_path):

@@ -18,7 +18,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .backbone import hub_offline, load_backbone, max_input_length, resolve_model_path
 from .device import pick_device
-from .inference import atomic_directory, autocast_context, check_texts, run_length_sorted
+from .inference import (
+    atomic_directory,
+    autocast_context,
+    check_texts,
+    run_length_sorted,
+    token_counts,
+)
 from .pooling import POOLING_MODES, pool
 from .st_layout import ST_DEFAULTS, read_st_settings, write_st_layout
 
@@ -120,10 +126,13 @@ class BiEncoder(nn.Module):
         Returns:
             input_ids, attention_mask (and token_type_ids when the tokenizer makes them), (B, T).
         """
-        texts = [text.lower() for text in texts] if self.lowercase else list(texts)
         return self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            self._cased(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
+
+    def _cased(self, texts: Sequence[str]) -> list[str]:
+        # sentence-transformers' do_lower_case: lower-cased before the tokenizer sees them
+        return [text.lower() for text in texts] if self.lowercase else list(texts)
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
@@ -183,7 +192,7 @@ class BiEncoder(nn.Module):
             with torch.inference_mode(), autocast_context(self.device, precision):
                 embeddings = run_length_sorted(
                     distinct,
-                    [len(text) for text in distinct],
+                    token_counts(self.tokenizer, self._cased(distinct), max_length=self.max_length),
                     encode_batch,
                     batch_size=batch_size,
                     show_progress=show_progress,

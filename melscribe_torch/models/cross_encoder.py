@@ -24,7 +24,13 @@ from melscribe_torch.io import atomic_write_json
 
 from .backbone import load_backbone, max_input_length, resolve_model_path
 from .device import pick_device
-from .inference import atomic_directory, autocast_context, check_texts, run_length_sorted
+from .inference import (
+    atomic_directory,
+    autocast_context,
+    check_texts,
+    run_length_sorted,
+    token_counts,
+)
 
 HEAD_FILE = "cross_encoder_head.safetensors"
 CONFIG_FILE = "cross_encoder_config.json"
@@ -189,9 +195,10 @@ class CrossEncoder(nn.Module):
         self.eval()
         try:
             with torch.inference_mode(), autocast_context(self.device, precision):
+                queries, documents = zip(*pairs)
                 scores = run_length_sorted(
                     list(pairs),
-                    [len(q) + len(d) for q, d in pairs],
+                    token_counts(self.tokenizer, queries, documents, max_length=self.max_length),
                     score_batch,
                     batch_size=batch_size,
                     show_progress=show_progress,

@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Below this many inputs a progress bar is noise (a test, a single query).
 PROGRESS_THRESHOLD = 1000
+# Texts tokenized at once to count tokens: bounds the memory of the id lists on big corpora.
+TOKEN_COUNT_CHUNK = 8192
 
 T = TypeVar("T")
 
@@ -43,6 +45,33 @@ def autocast_context(
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def token_counts(
+    tokenizer: Any, first: Sequence[str], second: Sequence[str] | None = None, *, max_length: int
+) -> list[int]:
+    """Tokens per text (or per text pair), special tokens included, after truncation.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        first: Texts (or the first sides of pairs).
+        second: The second sides of pairs; None for single texts.
+        max_length: Truncation length, as the encoder tokenizes.
+    """
+    counts: list[int] = []
+    for start in range(0, len(first), TOKEN_COUNT_CHUNK):
+        end = start + TOKEN_COUNT_CHUNK
+        pair = {} if second is None else {"text_pair": list(second[start:end])}
+        counts += tokenizer(
+            list(first[start:end]),
+            **pair,
+            truncation="longest_first",
+            max_length=max_length,
+            return_length=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["length"]
+    return counts
+
+
 def run_length_sorted(
     items: Sequence[T],
     lengths: Sequence[int],
@@ -54,12 +83,14 @@ def run_length_sorted(
 ) -> Tensor:
     """Apply `batch_fn` to batches of `items` taken longest first, results in input order.
 
-    Sorting by length (descending, as sentence-transformers) keeps padding per batch small,
-    and the longest batch runs first so an out-of-memory error shows up at once.
+    Sorting by length (descending) keeps padding per batch small, and the longest batch runs
+    first so an out-of-memory error shows up at once.
 
     Args:
         items: the inputs, at least one.
-        lengths: a length proxy per item (characters).
+        lengths: tokens per item (``token_counts``). Characters are a poor proxy: on the MC
+            test texts, batches of 64 sorted by characters (as sentence-transformers sorts)
+            hold 1.25x the tokens they need, sorted by tokens 1.03x.
         batch_fn: maps a list of items to a tensor with one row per item.
         batch_size: items per batch.
         show_progress: a tqdm bar; None shows one above `PROGRESS_THRESHOLD` items.
