@@ -162,3 +162,25 @@ def test_python_m_entry_point_exists():
     import importlib.util
 
     assert importlib.util.find_spec("melscribe_torch.recommend.__main__") is not None
+
+
+@pytest.mark.data
+def test_select_weight_refuses_clips_the_model_was_trained_on(tmp_path, tiny_model_dir, data_root, capsys):
+    """A train.py model is tuned on its own run's split; a split it trained on is an error."""
+    import shutil
+
+    from melscribe_torch.data.training import load_training_records
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "best")
+    clips = sorted({r.clip_id for r in load_training_records(data_root, ["musiccaps"])})
+    (run / "qgen-queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"{clip}_0", "text": "x"}) + "\n" for clip in clips)
+    )
+    settings = {"valid_fraction": 0.3, "split_seed": 0}
+    (run / "qgen-queries.jsonl.meta.json").write_text(json.dumps({"settings": settings}))
+    args = ["select-weight", "--model", str(run / "best"), "--data-root", str(data_root)]
+    assert main(args) == 2
+    out = capsys.readouterr()
+    assert "validation split of the training run" in out.out
+    assert "the model was trained on" in out.err and "--valid-fraction" in out.err

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..data.sources import DataError
+from ..data.training import DEFAULT_VALID_FRACTION
 from .catalog import load_catalog
 from .hybrid import FUSION_METHODS
 from .index import (
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_MAX_NGRAMS),
         help="candidate TF-IDF n-gram lengths, searched with alpha",
     )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        help="share of training clips held out (default: the model's train.py run's, else 0.3)",
+    )
+    p.add_argument("--split-seed", type=int, help="clip split seed (default: as --valid-fraction)")
     p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -275,18 +282,33 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..io import atomic_write_json
     from ..models import BiEncoder
     from ..provenance import library_versions, machine_info
-    from .select_weight import format_selection, select_fusion_weight
+    from .select_weight import format_selection, select_fusion_weight, training_run_split
 
     model = resolve_model_name(args.model)
     encoder = BiEncoder.from_pretrained(model)
-    result = select_fusion_weight(
-        encoder,
-        args.data_root,
-        method=args.method,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        max_ngrams=args.max_ngrams,
-    )
+    run = training_run_split(model)
+    split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": 0}
+    if run is not None:
+        split = {k: run[k] for k in split}
+        print(f"validation split of the training run {run['run_dir']}: {split}")
+    if args.valid_fraction is not None:
+        split["valid_fraction"] = args.valid_fraction
+    if args.split_seed is not None:
+        split["split_seed"] = args.split_seed
+    try:
+        result = select_fusion_weight(
+            encoder,
+            args.data_root,
+            method=args.method,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            max_ngrams=args.max_ngrams,
+            trained_clips=run["trained_clips"] if run else None,
+            **split,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(format_selection(result))
     print(
         f"chosen ({args.method}, {args.model}): alpha {result['alpha']}, max n-gram {result['max_ngram']}"

@@ -6,12 +6,17 @@ the default sources are split by clip (``split_for_validation`` with the default
 LLM caption where it has one) and one descriptor set, sampled with the paper's procedure for
 seeds 0, 1, 2, as the test sets are (``build_validation_set``). No test clip is involved: the
 MC / MC_reco test sets never tune anything.
+
+A model trained on some of those clips would make its dense side look better than it is, so
+for a model saved by ``train.py`` (``<run dir>/best``) the split is the run's own
+(``training_run_split``) and any validation clip among its training requests is an error.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,9 @@ def select_fusion_weight(
     batch_size: int = 64,
     precision: str = "fp32",
     max_ngrams: Sequence[int] = DEFAULT_MAX_NGRAMS,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    split_seed: int = 0,
+    trained_clips: Collection[str] | None = None,
 ) -> dict:
     """Grid-search the dense weight ``alpha`` and the TF-IDF n-gram length by validation ``metric``.
 
@@ -56,6 +64,12 @@ def select_fusion_weight(
         seeds: Sampling seeds of the validation sets (the metric is their mean).
         method: Fusion method ("zscore" or "rrf").
         max_ngrams: Candidate longest word n-grams of the TF-IDF side.
+        valid_fraction, split_seed: The clip split (``data.valid_fraction``, ``data.split_seed``).
+        trained_clips: Clips the encoder was trained on, when known: none may be a
+            validation clip.
+
+    Raises:
+        ValueError: A validation clip is among ``trained_clips``.
 
     Returns:
         ``{"alpha", "max_ngram", "method", "metric", "table": [{"max_ngram", "alpha", "mean",
@@ -65,8 +79,17 @@ def select_fusion_weight(
     records = load_training_records(root, list(VALIDATION_SOURCES))
     check_no_test_clips(records, root)
     _, valid = split_for_validation(
-        records, DEFAULT_VALID_FRACTION, 0, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT
+        records, valid_fraction, split_seed, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT
     )
+    valid_clips = {r.clip_id for r in valid}
+    seen = sorted(valid_clips & set(trained_clips or ()))
+    if seen:
+        raise ValueError(
+            f"the model was trained on {len(seen)} of the {len(valid_clips)} validation clips "
+            f"(valid_fraction {valid_fraction}, split seed {split_seed}; e.g. {', '.join(seen[:3])}): "
+            "its dense side would look better than it is. Pass the valid_fraction and split "
+            "seed of its training run (select-weight --valid-fraction --split-seed)"
+        )
     per_cell: dict[tuple[int, float], list[float]] = {(n, a): [] for n in max_ngrams for a in alphas}
     num_requests, num_sets = [], []
     cache: dict[str, torch.Tensor] = {}  # the requests are the same sentences for every seed
@@ -111,10 +134,39 @@ def select_fusion_weight(
         "validation": {
             "sources": list(VALIDATION_SOURCES),
             "request_sources": list(DEFAULT_VALID_REQUEST_SOURCES),
-            "valid_fraction": DEFAULT_VALID_FRACTION,
+            "valid_fraction": valid_fraction,
             "layout": DEFAULT_VALID_LAYOUT,
-            "split_seed": 0,
+            "split_seed": split_seed,
         },
+    }
+
+
+def training_run_split(model_dir: str | Path) -> dict | None:
+    """The validation split and training clips of the train.py run a model was saved by.
+
+    ``train.py`` saves ``best/`` and ``last/`` inside its run directory, next to the
+    training requests (``qgen-queries.jsonl``, ids ``<clip id>_<n>``) and the settings
+    that split them (``qgen-queries.jsonl.meta.json``).
+
+    Returns:
+        ``{"valid_fraction", "split_seed", "trained_clips", "run_dir"}``, or None when
+        ``model_dir`` is not inside such a run.
+    """
+    from ..mining.hard_negatives import clip_of
+    from ..pipeline import QUERIES_FILE
+
+    run_dir = Path(model_dir).parent
+    queries, meta = run_dir / QUERIES_FILE, run_dir / f"{QUERIES_FILE}.meta.json"
+    if not (Path(model_dir).is_dir() and queries.is_file() and meta.is_file()):
+        return None
+    settings = json.loads(meta.read_text())["settings"]
+    with open(queries, encoding="utf-8") as lines:
+        trained = {clip_of(json.loads(line)["_id"]) for line in lines if line.strip()}
+    return {
+        "valid_fraction": float(settings["valid_fraction"]),
+        "split_seed": int(settings["split_seed"]),
+        "trained_clips": trained,
+        "run_dir": str(run_dir),
     }
 
 
