@@ -6,9 +6,12 @@
 Part 1, real texts (training pairs of musiccaps + lp-musiccaps-mc + conceptcaps, a subset
 of requests and descriptor sets): ours is `melscribe_torch.mining.mine_with_encoder`
 (`BiEncoder.encode` once, then `exact_topk` streaming top-k with positives excluded); the
-peer does what gpl's miner does: `SentenceTransformer.encode` corpus and requests, then per
-batch of 128 requests one matmul against the whole corpus and `topk`, positives dropped
-afterwards. Time includes encoding, which dominates on CPU.
+peer does what gpl's miner (`NegativeMiner._mine_sbert`) does: `SentenceTransformer.encode`
+the corpus, then per batch of 128 requests encode them, one matmul against the whole corpus
+and `topk`, positives dropped afterwards. Time includes encoding, which dominates on CPU.
+Both sides encode at fp32 with the same batch size; gpl has no half-precision mining, so
+a second row times ours at bf16 (`mining.precision`, the default of `train.py`) against
+the same fp32 peer, with the overlap of the negatives each returns.
 
 Part 2, scaling: random normalised embeddings (dim 384), time and peak memory of the
 search alone as the corpus grows; ours (`exact_topk`, chunked) vs the naive full
@@ -54,13 +57,17 @@ def load_pairs(args) -> RetrievalSet:
     )
 
 
-def mine_ours(encoder: BiEncoder, pairs: RetrievalSet, k: int, batch_size: int) -> dict[str, list[str]]:
+def mine_ours(
+    encoder: BiEncoder, pairs: RetrievalSet, k: int, batch_size: int, precision: str = "fp32"
+) -> dict[str, list[str]]:
     try:
         from melscribe_torch.mining import mine_with_encoder
     except ImportError:  # the mining module is optional for this benchmark
         mine_with_encoder = None
     if mine_with_encoder is not None:
-        return mine_with_encoder(encoder, pairs, k=k, score="cos", batch_size=batch_size)
+        return mine_with_encoder(
+            encoder, pairs, k=k, score="cos", batch_size=batch_size, precision=precision
+        )
     doc_ids = list(pairs.corpus)
     index_of = {d: i for i, d in enumerate(doc_ids)}
     qids = list(pairs.queries)
@@ -72,19 +79,28 @@ def mine_ours(encoder: BiEncoder, pairs: RetrievalSet, k: int, batch_size: int) 
 
 
 def mine_gpl_style(peer, pairs: RetrievalSet, k: int, batch_size: int) -> dict[str, list[str]]:
-    """gpl's way: encode, then per 128 requests a full matmul + topk, positives dropped after."""
+    """gpl's way: encode the corpus; per 128 requests encode them, a full matmul + topk, positives dropped after."""
     doc_ids = list(pairs.corpus)
     qids = list(pairs.queries)
     d_emb = peer.encode([pairs.corpus[d] for d in doc_ids], batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-    q_emb = peer.encode([pairs.queries[q] for q in qids], batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
     most_positives = max(len(pairs.qrels[q]) for q in qids)
     out = {}
     for start in range(0, len(qids), GPL_QUERY_BATCH):
-        scores = q_emb[start : start + GPL_QUERY_BATCH] @ d_emb.T
+        q_emb = peer.encode(
+            [pairs.queries[q] for q in qids[start : start + GPL_QUERY_BATCH]],
+            batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,
+        )
+        scores = q_emb @ d_emb.T
         _, indices = torch.topk(scores, min(k + most_positives, len(doc_ids)), dim=1)
         for qid, row in zip(qids[start : start + GPL_QUERY_BATCH], indices.tolist()):
             out[qid] = [doc_ids[i] for i in row if doc_ids[i] not in pairs.qrels[qid]][:k]
     return out
+
+
+def mean_overlap(ours: dict[str, list[str]], peer: dict[str, list[str]]) -> float:
+    """Mean share of our negatives that the peer also returned, per request."""
+    shares = [len(set(ours[q]) & set(peer[q])) / max(len(ours[q]), 1) for q in ours]
+    return sum(shares) / len(shares)
 
 
 def naive_topk(q: torch.Tensor, d: torch.Tensor, k: int) -> torch.Tensor:
@@ -185,7 +201,12 @@ def main(argv: list[str] | None = None) -> dict:
     pairs = load_pairs(args)
     print(f"part 1: {len(pairs.queries)} requests, {len(pairs.corpus)} descriptor sets, k={args.k}, {device}")
     encoder = BiEncoder.from_pretrained(args.model, max_length=args.max_length, device=device)
-    sides = {"ours": lambda: mine_ours(encoder, pairs, args.k, args.batch_size)}
+    sides = {
+        "ours": lambda: mine_ours(encoder, pairs, args.k, args.batch_size),
+        "ours_bf16": lambda: mine_ours(encoder, pairs, args.k, args.batch_size, "bf16"),
+    }
+    if device.type != "cpu":
+        del sides["ours_bf16"]  # half precision on a GPU is another comparison (fp16)
     if st is not None:
         peer = st.SentenceTransformer(resolve_model_path(args.model), device=str(device))
         peer.max_seq_length = args.max_length
@@ -199,18 +220,29 @@ def main(argv: list[str] | None = None) -> dict:
     ours_neg = figures["ours"]["result"]
     positives_returned = sum(len(set(negs) & pairs.qrels[q]) for q, negs in ours_neg.items())
     real["positives_returned_ours"] = positives_returned
-    if "peer" in figures:
-        peer_neg = figures["peer"]["result"]
-        overlap = [len(set(ours_neg[q]) & set(peer_neg[q])) / max(len(ours_neg[q]), 1) for q in ours_neg]
-        real["mean_negative_overlap_ours_vs_peer"] = sum(overlap) / len(overlap)
-    ratio = real["ratio_ours_over_peer"]
+    peer_neg = figures["peer"]["result"] if "peer" in figures else None
+    if peer_neg is not None:
+        real["mean_negative_overlap_ours_vs_peer"] = mean_overlap(ours_neg, peer_neg)
+    rows = [[
+        "ours fp32", common.format_rate(figures["ours"], "req/s"),
+        f"{real['ratio_ours_over_peer']:.2f}" if real["ratio_ours_over_peer"] else "-",
+        f"{real.get('mean_negative_overlap_ours_vs_peer', float('nan')):.3f}", positives_returned,
+    ]]
+    if "ours_bf16" in figures:
+        real["ratio_ours_bf16_over_peer_fp32"] = common.ratio(figures["ours_bf16"], figures.get("peer"))
+        if peer_neg is not None:
+            real["mean_negative_overlap_ours_bf16_vs_peer"] = mean_overlap(figures["ours_bf16"]["result"], peer_neg)
+        ratio = real["ratio_ours_bf16_over_peer_fp32"]
+        rows.append([
+            "ours bf16 (train.py default)", common.format_rate(figures["ours_bf16"], "req/s"),
+            f"{ratio:.2f}" if ratio else "-",
+            f"{real.get('mean_negative_overlap_ours_bf16_vs_peer', float('nan')):.3f}", "",
+        ])
+    rows.append(["gpl-style fp32", common.format_rate(figures.get("peer"), "req/s"), "", "", ""])
     common.print_table(
         "hard-negative mining on real texts, encode + search (median over repeats)",
         ["side", "requests/s", "ours/peer", "negative overlap", "positives returned"],
-        [[
-            "ours", common.format_rate(figures["ours"], "req/s"), f"{ratio:.2f}" if ratio else "-",
-            f"{real.get('mean_negative_overlap_ours_vs_peer', float('nan')):.3f}", positives_returned,
-        ], ["gpl-style", common.format_rate(figures.get("peer"), "req/s"), "", "", ""]],
+        rows,
     )
     if args.profile:
         print("\nprofile: ours, part 1")

@@ -80,6 +80,7 @@ def test_train_step_runs_both_sides(tiny_model_dir, tmp_path):
 def test_mine_never_returns_positives_and_chunked_equals_naive(tiny_model_dir, tmp_path):
     results = run_tiny("mine", tiny_model_dir, tmp_path / "mine.json", "--plot", str(tmp_path / "curve.png"))
     assert results["real"]["positives_returned_ours"] == 0
+    assert "ours_bf16" in results["real"]  # on CPU train.py's default mining precision is timed too
     assert all(point["same_top_k"] for point in results["scaling"])
     if importlib.util.find_spec("matplotlib") is None:  # the plot is a benchmark extra
         assert results["plot"].startswith("skipped: matplotlib is not installed")
@@ -91,9 +92,14 @@ def test_mine_never_returns_positives_and_chunked_equals_naive(tiny_model_dir, t
 def test_label_scores_match_the_peer(tiny_model_dir, tmp_path):
     results = run_tiny("label", tiny_model_dir, tmp_path / "label.json", "--precisions", "fp32")
     assert results["precisions"]["fp32"]["max_abs_score_diff"] < 1e-4
+    # the labelling stage: both ways give each tuple the same margin, ours from fewer pairs
+    labelling = results["labelling"]
+    assert labelling["precisions"]["fp32"]["max_abs_margin_diff"] < 1e-4
+    assert labelling["distinct_pairs"] < 2 * labelling["tuples"]
 
 
 def test_scripts_measure_our_side_alone(tiny_model_dir, tmp_path):
     results = run_tiny("label", tiny_model_dir, tmp_path / "label.json", "--precisions", "fp32", "--no-peer")
     entry = results["precisions"]["fp32"]
     assert "peer" not in entry and entry["ratio_ours_over_peer"] is None
+    assert results["labelling"]["precisions"]["fp32"]["ours"]["rate"]["median"] > 0
