@@ -28,9 +28,9 @@ import torch
 from . import labeling, mining, teacher
 from .data import DataError, RetrievalSet, read_beir, write_beir
 from .data.training import (
-    DEFAULT_VALID_FRACTION,
     DEFAULT_VALID_LAYOUT,
     DEFAULT_VALID_REQUEST_SOURCES,
+    TRAIN_VALID_FRACTION,
     build_training_pairs,
     build_validation_set,
     check_no_test_clips,
@@ -71,7 +71,7 @@ class DataSettings:
     train_sources: list[str] = field(
         default_factory=lambda: ["musiccaps", "lp-musiccaps-mc"]
     )
-    valid_fraction: float = DEFAULT_VALID_FRACTION
+    valid_fraction: float = TRAIN_VALID_FRACTION
     split_seed: int = 0
     pair_seed: int = 42
     docs_per_query: int = 3
