@@ -8,9 +8,9 @@ written): tokenize the requests and, as one batch, positives + negatives (like-w
 columns merged, as sentence-transformers 6 does; `--separate-docs` for three forwards),
 `BiEncoder.forward`, dot-product scores,
 `melscribe_torch.losses.MarginMSELoss`, autocast from the precision string, GradScaler
-only for fp16, AdamW. The peer does what its trainer does per step: `model.tokenize` each
+only for fp16, AdamW (`training.optimizer.build_adamw`: fused on CPU and CUDA). The peer does what its trainer does per step: `model.tokenize` each
 column, `sentence_transformers` `MarginMSELoss(model)(features, labels)` (dot product),
-backward, the same AdamW, under the same autocast. Both start from the same weights;
+backward, the same fused AdamW (the Trainer's default with torch >= 2.8), under the same autocast. Both start from the same weights;
 texts are real training pairs with fixed pseudo margins.
 """
 
@@ -28,6 +28,7 @@ import common  # noqa: E402
 from melscribe_torch.losses import MarginMSELoss  # noqa: E402
 from melscribe_torch.models import BiEncoder, resolve_model_path  # noqa: E402
 from melscribe_torch.models.inference import autocast_context  # noqa: E402
+from melscribe_torch.training.optimizer import build_adamw  # noqa: E402
 
 
 def load_examples(args) -> list[tuple[str, str, str]]:
@@ -56,7 +57,8 @@ def peer_optimizer_loss(st, model_dir: str, device: torch.device, max_length: in
         from sentence_transformers.sentence_transformer.losses import MarginMSELoss as PeerLoss
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.losses import MarginMSELoss as PeerLoss
-    return model, PeerLoss(model), torch.optim.AdamW(model.parameters(), lr=lr)
+    # the Trainer's default optimizer (adamw_torch_fused with torch >= 2.8), as ours
+    return model, PeerLoss(model), build_adamw(model.parameters(), lr, 0.01, device)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     for precision in common.precisions_for(device, args.precisions):
         torch.manual_seed(args.seed)
         ours = BiEncoder.from_pretrained(args.model, max_length=args.max_length, device=device).train()
-        ours_opt = torch.optim.AdamW(ours.parameters(), lr=args.lr)
+        ours_opt = build_adamw(ours.parameters(), args.lr, 0.01, device)
         ours_loss = MarginMSELoss()
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         step_of = {"ours": 0, "peer": 0}

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from melscribe_torch.models.inference import autocast_context
 
+from ..training.optimizer import build_adamw
 from ..training.schedule import lr_at
 from .metrics import binary_metrics
 
@@ -88,7 +89,7 @@ def train_cross_encoder(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     warmup_steps = min(warmup_steps, steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = build_adamw(model.parameters(), lr, 0.01, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     order: list[int] = []
     losses: list[float] = []

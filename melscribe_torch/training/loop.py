@@ -28,6 +28,7 @@ from ..models.inference import autocast_context
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .distributed import average_gradients, barrier, broadcast_parameters
+from .optimizer import build_adamw
 from .schedule import lr_at
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ def train_bi_encoder(
     device = model.device
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = build_adamw(model.parameters(), lr, weight_decay, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     step, best_metric, resumed_from = 0, None, None
