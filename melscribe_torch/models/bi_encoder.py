@@ -120,14 +120,23 @@ class BiEncoder(nn.Module):
         """Where the parameters live."""
         return next(self.parameters()).device
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
         """Tokenize a batch, padded to its longest text and truncated at `max_length`.
+
+        Args:
+            texts: The batch.
+            max_length: Truncation length; None: the model's (training truncates requests and
+                descriptor sets at their own lengths).
 
         Returns:
             input_ids, attention_mask (and token_type_ids when the tokenizer makes them), (B, T).
         """
         return self.tokenizer(
-            self._cased(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            self._cased(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_length,
+            return_tensors="pt",
         )
 
     def _cased(self, texts: Sequence[str]) -> list[str]:

@@ -128,11 +128,7 @@ class StudentLoss(nn.Module):
 def _tokenize(
     model, texts: Sequence[str], max_length: int, device: torch.device
 ) -> dict[str, Tensor]:
-    texts = [t.lower() for t in texts] if model.lowercase else list(texts)
-    features = model.tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    return {k: v.to(device) for k, v in features.items()}
+    return {k: v.to(device) for k, v in model.tokenize(texts, max_length).items()}
 
 
 def count_truncated(model, texts: Sequence[str], max_length: int) -> int:
