@@ -7,11 +7,12 @@ training hot path (no `melscribe_torch/training/` step function existed when thi
 written): tokenize the requests and, as one batch, positives + negatives (like-width
 columns merged, as sentence-transformers 6 does; `--separate-docs` for three forwards),
 `BiEncoder.forward`, dot-product scores,
-`melscribe_torch.losses.MarginMSELoss`, autocast from the precision string, GradScaler
-only for fp16, AdamW (`training.optimizer.build_adamw`: fused on CPU and CUDA). The peer does what its trainer does per step: `model.tokenize` each
+`melscribe_torch.losses.MarginMSELoss`, autocast from the precision string and the
+training loop's attention kernels (`training_attention`: math on CPU), GradScaler only for fp16, AdamW (`training.optimizer.build_adamw`: fused on CPU and CUDA). The peer does what its trainer does per step: `model.tokenize` each
 column, `sentence_transformers` `MarginMSELoss(model)(features, labels)` (dot product),
 backward, the same fused AdamW (the Trainer's default with torch >= 2.8), under the same autocast. Both start from the same weights;
-texts are real training pairs with fixed pseudo margins.
+texts are real training pairs with fixed pseudo margins. `--dropout P` sets every dropout
+of both sides to P (`train.dropout`; default: the backbone's own 0.1).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import common  # noqa: E402
 
 from melscribe_torch.losses import MarginMSELoss  # noqa: E402
 from melscribe_torch.models import BiEncoder, resolve_model_path  # noqa: E402
-from melscribe_torch.models.inference import autocast_context  # noqa: E402
+from melscribe_torch.models.inference import autocast_context, training_attention  # noqa: E402
+from melscribe_torch.training import set_dropout  # noqa: E402
 from melscribe_torch.training.optimizer import build_adamw  # noqa: E402
 
 
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> dict:
         "columns merged (2), which is what the peer's loss does",
     )
     parser.add_argument("--precisions", default=None, help="comma list; default fp32 + bf16/fp16")
+    parser.add_argument(
+        "--dropout", type=float, default=None,
+        help="every dropout of both models (train.dropout); default: the backbone's own",
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.repeats, args.warmup, args.batch_size, args.num_batches, args.steps = 1, 1, 4, 2, 2
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     for precision in common.precisions_for(device, args.precisions):
         torch.manual_seed(args.seed)
         ours = BiEncoder.from_pretrained(args.model, max_length=args.max_length, device=device).train()
+        if args.dropout is not None:
+            set_dropout(ours, args.dropout)
         ours_opt = build_adamw(ours.parameters(), args.lr, 0.01, device)
         ours_loss = MarginMSELoss()
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
                 features = [
                     {k: v.to(device) for k, v in ours.tokenize(col).items()} for col in columns
                 ]
-                with autocast_context(device, precision):
+                with autocast_context(device, precision), training_attention(device):
                     q, *docs = (ours(**f) for f in features)
                     p, n = docs if args.separate_docs else docs[0].chunk(2)
                     loss = ours_loss((q * p).sum(-1).float(), (q * n).sum(-1).float(), margins[i])
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
         if st is not None:
             torch.manual_seed(args.seed)
             peer, peer_loss, peer_opt = peer_optimizer_loss(st, model_dir, device, args.max_length, args.lr)
+            if args.dropout is not None:
+                set_dropout(peer, args.dropout)
             peer_scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
             tokenize = getattr(peer, "preprocess", None) or peer.tokenize
 

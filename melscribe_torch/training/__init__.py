@@ -2,7 +2,7 @@
 
 from .batches import TrainingExample, batch_indices, examples_from_tuples, known_positive_texts
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import LOSSES, StudentLoss, train_bi_encoder
+from .loop import LOSSES, StudentLoss, set_dropout, train_bi_encoder
 from .schedule import lr_at, warmup_for
 from .validation import validation_recall
 
@@ -17,6 +17,7 @@ __all__ = [
     "load_checkpoint",
     "lr_at",
     "save_checkpoint",
+    "set_dropout",
     "train_bi_encoder",
     "validation_recall",
     "warmup_for",
