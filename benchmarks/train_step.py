@@ -6,13 +6,15 @@ An example is (request, positive, negative, teacher margin). Ours is a stripped 
 training hot path (no `melscribe_torch/training/` step function existed when this was
 written): tokenize the requests and, as one batch, positives + negatives (like-width
 columns merged, as sentence-transformers 6 does; `--separate-docs` for three forwards),
-`BiEncoder.forward`, dot-product scores,
-`melscribe_torch.losses.MarginMSELoss`, autocast from the precision string and the
-training loop's attention kernels (`training_attention`: math on CPU), GradScaler only for fp16, AdamW (`training.optimizer.build_adamw`: fused on CPU and CUDA). The peer does what its trainer does per step: `model.tokenize` each
-column, `sentence_transformers` `MarginMSELoss(model)(features, labels)` (dot product),
-backward, the same fused AdamW (the Trainer's default with torch >= 2.8), under the same autocast. Both start from the same weights;
-texts are real training pairs with fixed pseudo margins. `--dropout P` sets every dropout
-of both sides to P (`train.dropout`; default: the backbone's own 0.1).
+`BiEncoder.forward`, dot-product scores, `melscribe_torch.losses.MarginMSELoss`, autocast
+from the precision string and the training loop's attention kernels (`training_attention`:
+math on CPU), GradScaler only for fp16, AdamW (`training.optimizer.build_adamw`: fused on
+CPU and CUDA). The peer does what its trainer does per step: `model.tokenize` each column,
+`sentence_transformers` `MarginMSELoss(model)(features, labels)` (dot product), backward,
+the same fused AdamW (the Trainer's default with torch >= 2.8), under the same autocast.
+Both start from the same weights; texts are real training pairs with fixed pseudo margins.
+`--dropout P` sets every dropout of both sides to P (`train.dropout`; default: the
+backbone's own 0.1).
 """
 
 from __future__ import annotations
