@@ -159,17 +159,24 @@ def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(
         *smoke_overrides(tiny_model_dir, tiny_data, *extra),
         f"hydra.run.dir={run_dir}",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    # Keep the caller's PYTHONPATH (packages installed there, e.g. with pip --target).
+    python_path = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
+    log_path = tmp_path / "killed.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file
+        )
     checkpoint = run_dir / "checkpoint.pt"
     deadline = time.time() + 120
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert process.returncode == -signal.SIGKILL, (
+        f"the run ended (exit {process.returncode}) before it could be killed; "
+        "its stderr ends with:\n" + log_path.read_text(errors="replace")[-2000:]
+    )
     killed_at = torch.load(checkpoint, weights_only=False)["step"]
     assert 1 <= killed_at < 12 and not (run_dir / "results.json").exists()
 

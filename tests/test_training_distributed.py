@@ -23,7 +23,8 @@ def worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: str) 
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size)
     )
     torch.set_num_threads(1)
-    got_rank, got_world, _ = init_distributed()
+    # CPU ranks, also where CUDA is present (nccl would refuse the CPU tensors).
+    got_rank, got_world, _ = init_distributed(cuda=False)
     assert (got_rank, got_world) == (rank, world_size)
     model = BiEncoder.from_pretrained(model_dir, device="cpu")
     if rank == 1:  # a different start: rank 0's weights must be broadcast

@@ -15,8 +15,13 @@ import torch.distributed as dist
 from torch import nn
 
 
-def init_distributed() -> tuple[int, int, torch.device | None]:
+def init_distributed(cuda: bool | None = None) -> tuple[int, int, torch.device | None]:
     """Join the process group when launched with WORLD_SIZE>1.
+
+    Args:
+        cuda: whether the ranks train on GPUs (nccl, one GPU per rank) or on CPU (gloo);
+            None: on GPUs when CUDA is available. CPU ranks on a CUDA machine need False:
+            nccl cannot move CPU tensors.
 
     Returns:
         (rank, world_size, device): device is this rank's GPU under CUDA, else None (the
@@ -25,11 +30,12 @@ def init_distributed() -> tuple[int, int, torch.device | None]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return 0, 1, None
+    if cuda is None:
+        cuda = torch.cuda.is_available()
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     device = None
-    if torch.cuda.is_available():
+    if cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
