@@ -4,6 +4,7 @@ Run directory::
 
     corpus.jsonl, qgen-queries.jsonl, qgen-qrels/train.tsv   stage 1: training pairs (BeIR, GPL names)
     validation/seed-<s>/                                     stage 1: validation sets (held-out clips)
+    validation/requests-seed-<s>/                            stage 1: the same clips, request-like
     hard-negatives.jsonl                                     stage 2: mined negatives per retriever
     cross-encoder/, teacher-metrics.json                     stage 3: the teacher
     gpl-training-data.tsv                                    stage 4: (qid, pos, neg, margin) tuples
@@ -27,6 +28,7 @@ import torch
 
 from . import labeling, mining, teacher
 from .data import DataError, RetrievalSet, read_beir, write_beir
+from .data.request_style import VALIDATION_LEADS, RequestRewriter
 from .data.training import (
     DEFAULT_VALID_LAYOUT,
     DEFAULT_VALID_REQUEST_SOURCES,
@@ -45,7 +47,7 @@ from .training import (
     examples_from_tuples,
     known_positive_texts,
     train_bi_encoder,
-    validation_recall,
+    validation_metrics,
     warmup_for,
 )
 from .training.checkpoint import CHECKPOINT_FILE
@@ -81,6 +83,8 @@ class DataSettings:
         default_factory=lambda: list(DEFAULT_VALID_REQUEST_SOURCES)
     )
     valid_layout: str = DEFAULT_VALID_LAYOUT
+    request_style_fraction: float = 0.0
+    omit_descriptor_fraction: float = 0.0
 
 
 @dataclass
@@ -128,6 +132,7 @@ class TrainSettings:
     encode_batch_size: int = 64
     resume_from: str | None = None
     stop_after: int | None = None
+    select_metric: str = "valid_recall@10"
 
 
 @dataclass
@@ -173,13 +178,32 @@ def prepare_data(path: Path, data: DataSettings) -> None:
         raise DataError(
             f"no validation clips among {len(records)} records: raise data.valid_fraction"
         )
+    rewrite = RequestRewriter(
+        data.omit_descriptor_fraction, data.request_style_fraction, seed=data.pair_seed
+    )
     pairs = build_training_pairs(
-        train_records, seed=data.pair_seed, docs_per_query=data.docs_per_query
+        train_records,
+        seed=data.pair_seed,
+        docs_per_query=data.docs_per_query,
+        rewrite=rewrite if rewrite.changes_anything else None,
     )
     for seed in data.valid_seeds:
         write_beir(
             build_validation_set(valid_records, seed, data.valid_request_sources, data.valid_layout),
             path / "validation" / f"seed-{seed}",
+        )
+        # The same clips' requests as a listener might write them: one named descriptor left
+        # out, worded as a request with lead-ins training never uses; sets drawn afterwards.
+        write_beir(
+            build_validation_set(
+                valid_records,
+                seed,
+                data.valid_request_sources,
+                data.valid_layout,
+                rewrite=RequestRewriter(1.0, 1.0, seed=seed, leads=VALIDATION_LEADS),
+                name="validation-requests",
+            ),
+            path / "validation" / f"requests-seed-{seed}",
         )
     write_beir(pairs, path, split="train", queries_file=QUERIES_FILE, qrels_dir=QRELS_DIR)
 
@@ -190,6 +214,12 @@ def read_training_pairs(run_dir: Path) -> RetrievalSet:
 
 def read_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
     return [read_beir(run_dir / "validation" / f"seed-{s}") for s in seeds]
+
+
+def read_request_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
+    """The restyled validation sets; none for a run directory made before they existed."""
+    paths = [run_dir / "validation" / f"requests-seed-{s}" for s in seeds]
+    return [read_beir(p) for p in paths] if all(p.is_dir() for p in paths) else []
 
 
 def mine(
@@ -333,6 +363,7 @@ def run_pipeline(
     stages.run("data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data))
     pairs = read_training_pairs(run_dir)
     valid_sets = read_validation_sets(run_dir, data.valid_seeds)
+    request_valid_sets = read_request_validation_sets(run_dir, data.valid_seeds)
     stages.run(
         "mining",
         mining.HARD_NEGATIVES_FILE,
@@ -425,13 +456,15 @@ def run_pipeline(
                 checkpoint_path=checkpoint,
                 checkpoint_every=train.checkpoint_every,
                 resume_from=train.resume_from,
-                validate=lambda m: validation_recall(
+                validate=lambda m: validation_metrics(
                     m,
                     valid_sets,
+                    request_valid_sets,
                     k=10,
                     batch_size=train.encode_batch_size,
                     precision=train.precision,
                 ),
+                select_metric=train.select_metric,
                 eval_every=train.eval_every,
                 best_dir=run_dir / "best",
                 metrics_path=run_dir / "metrics.jsonl",
@@ -455,6 +488,8 @@ def run_pipeline(
                     "valid_recall@10": {
                         "best": summary["best_metric"],
                         "last": summary["last_metric"],
+                        "select_metric": summary["select_metric"],
+                        "last_metrics": summary["last_metrics"],
                         "seeds": data.valid_seeds,
                     },
                     "training": summary,

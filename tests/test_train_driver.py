@@ -16,6 +16,7 @@ from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_t
 
 import train
 from melscribe_torch.data import DataError
+from melscribe_torch.data.request_style import TRAINING_LEADS
 from melscribe_torch.models import BiEncoder, ModelNotFoundError
 
 ARTIFACTS = [
@@ -23,6 +24,7 @@ ARTIFACTS = [
     "qgen-queries.jsonl",
     "qgen-qrels/train.tsv",
     "validation/seed-0/corpus.jsonl",
+    "validation/requests-seed-0/corpus.jsonl",
     "hard-negatives.jsonl",
     "cross-encoder",
     "teacher-metrics.json",
@@ -63,6 +65,36 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert [r["step"] for r in rows if "loss" in r] == [1, 2]
     assert {"loss", "lr", "grad_norm", "examples_per_s"} <= set(rows[0])
     assert len((run_dir / "gpl-training-data.tsv").read_text().splitlines()) >= 2 * 4
+    # Validation also scores the held-out requests made request-like; best/ follows captions.
+    validation = results["valid_recall@10"]
+    assert validation["select_metric"] == "valid_recall@10"
+    assert set(validation["last_metrics"]) == {
+        "valid_recall@10",
+        "valid_request_recall@10",
+        "valid_mean_recall@10",
+    }
+
+
+def test_request_like_training_requests_are_opt_in(smoke_run, tiny_model_dir, tiny_data, tmp_path):
+    plain_dir, _ = smoke_run
+    overrides = [
+        "data.request_style_fraction=1.0",
+        "data.omit_descriptor_fraction=1.0",
+        "train.select_metric=valid_mean_recall@10",
+    ]
+    results = train.run(
+        compose_train(smoke_overrides(tiny_model_dir, tiny_data, *overrides)), tmp_path
+    )
+
+    def requests(run_dir):
+        lines = (run_dir / "qgen-queries.jsonl").read_text().splitlines()
+        return [json.loads(line)["text"] for line in lines]
+
+    leads = tuple(lead.rstrip("?") for lead in TRAINING_LEADS)
+    plain, rewritten = requests(plain_dir), requests(tmp_path)
+    assert not any(text.startswith(leads) for text in plain)
+    assert all(text.startswith(leads) for text in rewritten)
+    assert results["valid_recall@10"]["select_metric"] == "valid_mean_recall@10"
 
 
 def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(

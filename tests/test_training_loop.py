@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -96,6 +97,35 @@ def test_resume_equals_an_uninterrupted_run(model, tmp_path):
     summary = train(fresh, steps=5, checkpoint_path=tmp_path / "checkpoint.pt")
     assert summary["step"] == 5 and summary["resumed_from"]
     torch.testing.assert_close(fresh.state_dict(), uninterrupted.state_dict(), rtol=0, atol=0)
+
+
+def test_best_dir_follows_the_selected_one_of_several_validation_metrics(model, tmp_path):
+    # Caption recall falls after step 1, request recall rises: best/ follows the one selected.
+    scores = iter(
+        {"valid_recall@10": 0.9 - 0.1 * i, "valid_request_recall@10": 0.5 + 0.1 * i}
+        for i in range(4)
+    )
+    summary = train(
+        model,
+        steps=4,
+        validate=lambda m: next(scores),
+        select_metric="valid_request_recall@10",
+        eval_every=1,
+        metrics_path=tmp_path / "metrics.jsonl",
+    )
+    assert summary["best_metric"] == pytest.approx(0.8)  # the last pass, not the first
+    assert summary["last_metrics"] == {
+        "valid_recall@10": pytest.approx(0.6),
+        "valid_request_recall@10": pytest.approx(0.8),
+    }
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    captions = [r["valid_recall@10"] for r in rows if "valid_recall@10" in r]
+    assert captions == pytest.approx([0.9, 0.8, 0.7, 0.6])
+
+
+def test_a_selected_metric_that_validation_does_not_give_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="'valid_mean_recall@10'.*valid: valid_recall@10"):
+        train(model, steps=1, validate=lambda m: 0.5, select_metric="valid_mean_recall@10")
 
 
 def test_mnrl_and_combined_losses_train(model):

@@ -17,7 +17,7 @@ does; training drops it). The corpus is the unique descriptor-set texts.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .descriptors import descriptor_set_text
@@ -89,6 +89,7 @@ def build_sampled_set(
     seed: int,
     docs_per_query: int = 1,
     name: str = "",
+    rewrite: Callable[[str, str, Sequence[str]], str] | None = None,
 ) -> RetrievalSet:
     """Build requests and sampled descriptor sets with the paper's procedure.
 
@@ -97,6 +98,9 @@ def build_sampled_set(
         seed: Seed of the one random generator used for the whole build.
         docs_per_query: Descriptor-set variations drawn per request (1 for test sets, 3 for training).
         name: A label for the set.
+        rewrite: (request id, sentence, descriptors) -> the request text, applied before the
+            descriptor sets are drawn from it (``request_style.RequestRewriter``); it must not
+            use this build's generator, so the draws stay the paper's.
     """
     if docs_per_query < 1:
         raise ValueError(f"docs_per_query must be >= 1, got {docs_per_query}")
@@ -108,9 +112,11 @@ def build_sampled_set(
     for record in records:
         descriptors = list(record.descriptors)
         for sentence in split_sentences(record.caption):
+            qid = f"{record.clip_id}_{len(out.queries)}"
+            if rewrite is not None:
+                sentence = rewrite(qid, sentence, descriptors)
             match = [d for d in descriptors if d in sentence]
             others = [d for d in descriptors if d not in sentence]
-            qid = f"{record.clip_id}_{len(out.queries)}"
             out.queries[qid] = sentence
             texts = {descriptor_set_text(sample_descriptor_set(match, others, rng)) for _ in range(docs_per_query)}
             # Sorted so that document ids do not depend on set iteration order.

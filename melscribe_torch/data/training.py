@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .records import CaptionRecord
@@ -125,13 +125,21 @@ def split_for_validation(
     return train, [r for r in valid if r.clip_id in requesting]
 
 
-def build_training_pairs(records: Sequence[CaptionRecord], seed: int = 42, docs_per_query: int = 3) -> RetrievalSet:
+def build_training_pairs(
+    records: Sequence[CaptionRecord],
+    seed: int = 42,
+    docs_per_query: int = 3,
+    rewrite: Callable[[str, str, Sequence[str]], str] | None = None,
+) -> RetrievalSet:
     """Requests and sampled descriptor sets for training; empty descriptor sets are dropped and counted.
 
     Human captions often have sentences that contain none of their descriptors: the paper's
-    sampling then yields the empty set, which teaches nothing.
+    sampling then yields the empty set, which teaches nothing. ``rewrite``: see
+    :func:`~melscribe_torch.data.sampling.build_sampled_set`.
     """
-    pairs = build_sampled_set(records, seed=seed, docs_per_query=docs_per_query, name="train")
+    pairs = build_sampled_set(
+        records, seed=seed, docs_per_query=docs_per_query, name="train", rewrite=rewrite
+    )
     empty_ids = {doc_id for doc_id, text in pairs.corpus.items() if not text.strip()}
     dropped_pairs = 0
     for qid in list(pairs.qrels):
@@ -161,6 +169,8 @@ def build_validation_set(
     seed: int,
     request_sources: Sequence[str] | None = None,
     layout: str = "one_per_clip",
+    rewrite: Callable[[str, str, Sequence[str]], str] | None = None,
+    name: str = "validation",
 ) -> RetrievalSet:
     """A validation set from held-out clips, shaped like the test sets.
 
@@ -174,6 +184,9 @@ def build_validation_set(
     request and every non-empty sampled set of every held-out record in the corpus. A clip then
     has many near-identical sets (its other sentences and caption styles), so the set rewards
     telling apart sets of the same music, which the test sets never ask for.
+
+    ``rewrite`` changes each sentence before its set is drawn (see
+    :func:`~melscribe_torch.data.sampling.build_sampled_set`).
 
     Raises:
         DataError: no request is left (names the sources asked for).
@@ -192,7 +205,9 @@ def build_validation_set(
             if rank is not None and rank < chosen.get(record.clip_id, (rank + 1,))[0]:
                 chosen[record.clip_id] = (rank, record)
         records = [record for _, record in chosen.values()]
-    full = build_sampled_set(records, seed=seed, docs_per_query=1, name=f"validation-{seed}")
+    full = build_sampled_set(
+        records, seed=seed, docs_per_query=1, name=f"{name}-{seed}", rewrite=rewrite
+    )
     # build_sampled_set numbers requests in record order, one per sentence.
     request_record = [i for i, r in enumerate(records) for _ in split_sentences(r.caption)]
     if len(request_record) != len(full.queries):

@@ -4,7 +4,7 @@ from .batches import TrainingExample, batch_indices, examples_from_tuples, known
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .loop import LOSSES, StudentLoss, set_dropout, train_bi_encoder
 from .schedule import lr_at, warmup_for
-from .validation import validation_recall
+from .validation import validation_metrics, validation_recall
 
 __all__ = [
     "LOSSES",
@@ -19,6 +19,7 @@ __all__ = [
     "save_checkpoint",
     "set_dropout",
     "train_bi_encoder",
+    "validation_metrics",
     "validation_recall",
     "warmup_for",
 ]

@@ -191,7 +191,8 @@ def train_bi_encoder(
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 0,
     resume_from: str | Path | None = None,
-    validate: Callable[[Any], float] | None = None,
+    validate: Callable[[Any], float | Mapping[str, float]] | None = None,
+    select_metric: str = "valid_recall@10",
     eval_every: int = 0,
     best_dir: str | Path | None = None,
     metrics_path: str | Path | None = None,
@@ -222,7 +223,9 @@ def train_bi_encoder(
         checkpoint_path: Where to save (and look for) the checkpoint; None: no checkpoints.
         checkpoint_every: Save every N steps (and at the end); 0: only at the end.
         resume_from: An explicit checkpoint to resume from (else ``checkpoint_path`` if it exists).
-        validate: model -> validation metric (higher is better), run every ``eval_every`` steps and at the end.
+        validate: model -> validation metric (higher is better), or a dict of named metrics,
+            run every ``eval_every`` steps and at the end; every metric goes to ``metrics_path``.
+        select_metric: The metric ``best_dir`` follows (a plain float is ``valid_recall@10``).
         eval_every: 0: only at the end.
         best_dir: ``model.save`` target when the validation metric improves.
         metrics_path: ``metrics.jsonl``: one flat dict per logged step and per validation.
@@ -234,7 +237,8 @@ def train_bi_encoder(
             needed when ``loss_fn.exclude_known_positives``.
 
     Returns:
-        ``{"step", "best_metric", "last_metric", "train_loss", "examples_per_s", "truncated_requests", "resumed_from"}``.
+        ``{"step", "best_metric", "last_metric", "last_metrics", "select_metric", "train_loss",
+        "examples_per_s", "truncated_requests", "resumed_from"}``.
     """
     if not examples:
         raise ValueError("no training examples: the training data is empty")
@@ -305,18 +309,36 @@ def train_bi_encoder(
             )
         barrier()
 
+    last_metrics: dict[str, float] = {}
+
     def run_validation() -> float | None:
         nonlocal best_metric
         if validate is None:
             return None
-        metric = validate(model)  # every rank computes it: they must agree on `best`
+        metrics = validate(model)  # every rank computes it: they must agree on `best`
+        if not isinstance(metrics, Mapping):
+            metrics = {"valid_recall@10": metrics}
+        if select_metric not in metrics:
+            raise ValueError(
+                f"train.select_metric {select_metric!r} is not a validation metric; "
+                f"valid: {', '.join(metrics)}"
+            )
+        metric = metrics[select_metric]
+        last_metrics.clear()
+        last_metrics.update(metrics)
         improved = best_metric is None or metric > best_metric
         if improved:
             best_metric = metric
             if best_dir is not None and rank == 0:
                 model.save(best_dir)
-        _append_jsonl(metrics_path, {"step": step, "valid_recall@10": metric, "best": best_metric})
-        log.info("step %d: validation %.4f (best %.4f)", step, metric, best_metric)
+        _append_jsonl(metrics_path, {"step": step, **metrics, "best": best_metric})
+        log.info(
+            "step %d: validation %s (best %s %.4f)",
+            step,
+            ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()),
+            select_metric,
+            best_metric,
+        )
         return metric
 
     model.train()
@@ -403,6 +425,8 @@ def train_bi_encoder(
         "step": step,
         "best_metric": best_metric,
         "last_metric": last_metric,
+        "last_metrics": dict(last_metrics),
+        "select_metric": select_metric,
         "train_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else None,
         "examples_per_s": seen / elapsed if elapsed > 0 else None,
         "truncated_requests": truncated,

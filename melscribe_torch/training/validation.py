@@ -9,6 +9,22 @@ from ..evaluation.metrics import ranking_metrics
 from ..evaluation.search import exact_topk
 
 
+def _recall(
+    model, retrieval_set: RetrievalSet, k: int, score: str, batch_size: int, precision: str
+) -> float:
+    qids = [q for q in retrieval_set.queries if retrieval_set.qrels.get(q)]
+    doc_ids = list(retrieval_set.corpus)
+    q_emb = model.encode(
+        [retrieval_set.queries[q] for q in qids], batch_size=batch_size, precision=precision
+    )
+    d_emb = model.encode(
+        [retrieval_set.corpus[d] for d in doc_ids], batch_size=batch_size, precision=precision
+    )
+    _, indices = exact_topk(q_emb, d_emb, k, score=score, device=model.device)
+    rankings = [[doc_ids[i] for i in row] for row in indices.tolist()]
+    return ranking_metrics(rankings, [retrieval_set.qrels[q] for q in qids], [k])[f"recall@{k}"]
+
+
 def validation_recall(
     model,
     sets: Sequence[RetrievalSet],
@@ -30,19 +46,32 @@ def validation_recall(
         raise ValueError(
             "no validation sets: the validation split is empty; raise data.valid_fraction"
         )
-    recalls = []
-    for retrieval_set in sets:
-        qids = [q for q in retrieval_set.queries if retrieval_set.qrels.get(q)]
-        doc_ids = list(retrieval_set.corpus)
-        q_emb = model.encode(
-            [retrieval_set.queries[q] for q in qids], batch_size=batch_size, precision=precision
-        )
-        d_emb = model.encode(
-            [retrieval_set.corpus[d] for d in doc_ids], batch_size=batch_size, precision=precision
-        )
-        _, indices = exact_topk(q_emb, d_emb, k, score=score, device=model.device)
-        rankings = [[doc_ids[i] for i in row] for row in indices.tolist()]
-        recalls.append(
-            ranking_metrics(rankings, [retrieval_set.qrels[q] for q in qids], [k])[f"recall@{k}"]
-        )
+    recalls = [_recall(model, s, k, score, batch_size, precision) for s in sets]
     return sum(recalls) / len(recalls)
+
+
+def validation_metrics(
+    model,
+    caption_sets: Sequence[RetrievalSet],
+    request_sets: Sequence[RetrievalSet] = (),
+    k: int = 10,
+    score: str = "cos",
+    batch_size: int = 64,
+    precision: str = "fp32",
+) -> dict[str, float]:
+    """Validation Recall@k on caption requests and, where given, on request-like ones.
+
+    ``request_sets`` are built from the same held-out clips with their requests made more like
+    listeners' (``data.request_style.RequestRewriter``), one per seed.
+
+    Returns:
+        ``{"valid_recall@10": captions}``, plus ``"valid_request_recall@10"`` and
+        ``"valid_mean_recall@10"`` (the mean of the two) when ``request_sets`` is given.
+    """
+    captions = validation_recall(model, caption_sets, k, score, batch_size, precision)
+    metrics = {f"valid_recall@{k}": captions}
+    if request_sets:
+        requests = validation_recall(model, request_sets, k, score, batch_size, precision)
+        metrics[f"valid_request_recall@{k}"] = requests
+        metrics[f"valid_mean_recall@{k}"] = (captions + requests) / 2
+    return metrics
