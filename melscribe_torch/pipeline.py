@@ -217,7 +217,7 @@ def read_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
 
 
 def read_request_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
-    """The restyled validation sets; none for a run directory made before they existed."""
+    """The request-like validation sets; none for a run directory made before they existed."""
     paths = [run_dir / "validation" / f"requests-seed-{s}" for s in seeds]
     return [read_beir(p) for p in paths] if all(p.is_dir() for p in paths) else []
 
