@@ -178,19 +178,15 @@ def prepare_data(path: Path, data: DataSettings) -> None:
         raise DataError(
             f"no validation clips among {len(records)} records: raise data.valid_fraction"
         )
-    rewrite = RequestRewriter(
-        data.omit_descriptor_fraction, data.request_style_fraction, seed=data.pair_seed
-    )
+    fractions = (data.omit_descriptor_fraction, data.request_style_fraction)
+    rewrite = RequestRewriter(*fractions, seed=data.pair_seed) if any(fractions) else None
     pairs = build_training_pairs(
-        train_records,
-        seed=data.pair_seed,
-        docs_per_query=data.docs_per_query,
-        rewrite=rewrite if rewrite.changes_anything else None,
+        train_records, seed=data.pair_seed, docs_per_query=data.docs_per_query, rewrite=rewrite
     )
     for seed in data.valid_seeds:
         write_beir(
             build_validation_set(valid_records, seed, data.valid_request_sources, data.valid_layout),
-            path / "validation" / f"seed-{seed}",
+            path / "validation" / f"{CAPTION_SETS}{seed}",
         )
         # The same clips' requests as a listener might write them: one named descriptor left
         # out, worded as a request with lead-ins training never uses; sets drawn afterwards.
@@ -203,7 +199,7 @@ def prepare_data(path: Path, data: DataSettings) -> None:
                 rewrite=RequestRewriter(1.0, 1.0, seed=seed, leads=VALIDATION_LEADS),
                 name="validation-requests",
             ),
-            path / "validation" / f"requests-seed-{seed}",
+            path / "validation" / f"{REQUEST_SETS}{seed}",
         )
     write_beir(pairs, path, split="train", queries_file=QUERIES_FILE, qrels_dir=QRELS_DIR)
 
@@ -212,14 +208,15 @@ def read_training_pairs(run_dir: Path) -> RetrievalSet:
     return read_beir(run_dir, split="train", queries_file=QUERIES_FILE, qrels_dir=QRELS_DIR)
 
 
-def read_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
-    return [read_beir(run_dir / "validation" / f"seed-{s}") for s in seeds]
+# Validation set directories under <run dir>/validation/, one per seed: the held-out clips'
+# requests as captions, and the same clips' requests made request-like.
+CAPTION_SETS, REQUEST_SETS = "seed-", "requests-seed-"
 
 
-def read_request_validation_sets(run_dir: Path, seeds: list[int]) -> list[RetrievalSet]:
-    """The request-like validation sets; none for a run directory made before they existed."""
-    paths = [run_dir / "validation" / f"requests-seed-{s}" for s in seeds]
-    return [read_beir(p) for p in paths] if all(p.is_dir() for p in paths) else []
+def read_validation_sets(
+    run_dir: Path, seeds: list[int], kind: str = CAPTION_SETS
+) -> list[RetrievalSet]:
+    return [read_beir(run_dir / "validation" / f"{kind}{s}") for s in seeds]
 
 
 def mine(
@@ -363,7 +360,7 @@ def run_pipeline(
     stages.run("data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data))
     pairs = read_training_pairs(run_dir)
     valid_sets = read_validation_sets(run_dir, data.valid_seeds)
-    request_valid_sets = read_request_validation_sets(run_dir, data.valid_seeds)
+    request_valid_sets = read_validation_sets(run_dir, data.valid_seeds, REQUEST_SETS)
     stages.run(
         "mining",
         mining.HARD_NEGATIVES_FILE,

@@ -21,10 +21,11 @@ model never saw, not the memorised lead-ins.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Sequence
+
+from .sampling import stable_seed
 
 # A lead-in ending in "?" makes a question.
 TRAINING_LEADS = (
@@ -100,8 +101,7 @@ def as_request(sentence: str, lead: str, noun: str = "song") -> str:
 def _request_rng(purpose: str, seed: int, qid: str) -> random.Random:
     """A generator seeded per request id (draws do not depend on the other requests) and purpose
     (omitting and restyling draw independently)."""
-    digest = hashlib.sha256(f"{purpose}:{seed}:{qid}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return random.Random(stable_seed(f"{purpose}:{seed}:{qid}"))
 
 
 def without_descriptor(request: str, descriptor: str) -> str:
@@ -148,10 +148,6 @@ class RequestRewriter:
             raise ValueError("no lead-ins to word requests with")
         self.omit_fraction, self.restyle_fraction = omit_fraction, restyle_fraction
         self.seed, self.leads = seed, tuple(leads)
-
-    @property
-    def changes_anything(self) -> bool:
-        return self.omit_fraction > 0 or self.restyle_fraction > 0
 
     def __call__(self, qid: str, sentence: str, descriptors: Sequence[str]) -> str:
         rng = _request_rng("omit", self.seed, qid)

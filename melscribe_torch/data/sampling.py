@@ -16,6 +16,7 @@ does; training drops it). The corpus is the unique descriptor-set texts.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ class _CorpusBuilder:
             self.ids[text] = doc_id
             self.retrieval_set.corpus[doc_id] = text
         return doc_id
+
+
+def stable_seed(key: str) -> int:
+    """A 64-bit seed from ``key``, the same in every process (unlike ``hash``), for draws per id."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
 
 
 def split_sentences(caption: str) -> list[str]:

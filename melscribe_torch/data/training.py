@@ -13,13 +13,12 @@ validation request shares a clip with a training request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .records import CaptionRecord
-from .sampling import RetrievalSet, build_sampled_set, split_sentences
+from .sampling import RetrievalSet, build_sampled_set, split_sentences, stable_seed
 from .sources import (
     LP_MUSICCAPS_CAPTION_STYLES,
     DataError,
@@ -68,8 +67,7 @@ def check_no_test_clips(records: Iterable[CaptionRecord], root: str | Path) -> N
 
 def is_validation_clip(clip_id: str, fraction: float, seed: int) -> bool:
     """A stable, seeded draw per clip id: the same clip lands in the same split in every source."""
-    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    return stable_seed(f"{seed}:{clip_id}") / 2**64 < fraction
 
 
 def split_by_clip(

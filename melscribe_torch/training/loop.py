@@ -311,10 +311,10 @@ def train_bi_encoder(
 
     last_metrics: dict[str, float] = {}
 
-    def run_validation() -> float | None:
+    def run_validation() -> None:
         nonlocal best_metric
         if validate is None:
-            return None
+            return
         metrics = validate(model)  # every rank computes it: they must agree on `best`
         if not isinstance(metrics, Mapping):
             metrics = {"valid_recall@10": metrics}
@@ -339,10 +339,9 @@ def train_bi_encoder(
             select_metric,
             best_metric,
         )
-        return metric
 
     model.train()
-    last_metric, losses, seen, tic = None, [], 0, time.perf_counter()
+    losses, seen, tic = [], 0, time.perf_counter()
     end = steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(total=steps, initial=step, desc="train", disable=rank != 0 or steps - step < 20)
     while step < end:
@@ -411,20 +410,20 @@ def train_bi_encoder(
                 loss=f"{step_loss:.4f}", lr=f"{row['lr']:.2e}", ex_s=f"{row['examples_per_s']:.1f}"
             )
         if eval_every and step % eval_every == 0 and step < steps:
-            last_metric = run_validation()
+            run_validation()
             model.train()
         if checkpoint_every and step % checkpoint_every == 0:
             checkpoint()
     bar.close()
     elapsed = time.perf_counter() - tic
     if step == steps:
-        last_metric = run_validation()
+        run_validation()
     checkpoint()
     model.eval()
     return {
         "step": step,
         "best_metric": best_metric,
-        "last_metric": last_metric,
+        "last_metric": last_metrics.get(select_metric),
         "last_metrics": dict(last_metrics),
         "select_metric": select_metric,
         "train_loss": sum(losses[-10:]) / max(1, len(losses[-10:])) if losses else None,

@@ -9,22 +9,6 @@ from ..evaluation.metrics import ranking_metrics
 from ..evaluation.search import exact_topk
 
 
-def _recall(
-    model, retrieval_set: RetrievalSet, k: int, score: str, batch_size: int, precision: str
-) -> float:
-    qids = [q for q in retrieval_set.queries if retrieval_set.qrels.get(q)]
-    doc_ids = list(retrieval_set.corpus)
-    q_emb = model.encode(
-        [retrieval_set.queries[q] for q in qids], batch_size=batch_size, precision=precision
-    )
-    d_emb = model.encode(
-        [retrieval_set.corpus[d] for d in doc_ids], batch_size=batch_size, precision=precision
-    )
-    _, indices = exact_topk(q_emb, d_emb, k, score=score, device=model.device)
-    rankings = [[doc_ids[i] for i in row] for row in indices.tolist()]
-    return ranking_metrics(rankings, [retrieval_set.qrels[q] for q in qids], [k])[f"recall@{k}"]
-
-
 def validation_recall(
     model,
     sets: Sequence[RetrievalSet],
@@ -46,7 +30,21 @@ def validation_recall(
         raise ValueError(
             "no validation sets: the validation split is empty; raise data.valid_fraction"
         )
-    recalls = [_recall(model, s, k, score, batch_size, precision) for s in sets]
+    recalls = []
+    for retrieval_set in sets:
+        qids = [q for q in retrieval_set.queries if retrieval_set.qrels.get(q)]
+        doc_ids = list(retrieval_set.corpus)
+        q_emb = model.encode(
+            [retrieval_set.queries[q] for q in qids], batch_size=batch_size, precision=precision
+        )
+        d_emb = model.encode(
+            [retrieval_set.corpus[d] for d in doc_ids], batch_size=batch_size, precision=precision
+        )
+        _, indices = exact_topk(q_emb, d_emb, k, score=score, device=model.device)
+        rankings = [[doc_ids[i] for i in row] for row in indices.tolist()]
+        recalls.append(
+            ranking_metrics(rankings, [retrieval_set.qrels[q] for q in qids], [k])[f"recall@{k}"]
+        )
     return sum(recalls) / len(recalls)
 
 
