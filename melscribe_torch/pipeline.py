@@ -133,6 +133,7 @@ class TrainSettings:
     resume_from: str | None = None
     stop_after: int | None = None
     select_metric: str = "valid_recall@10"
+    ema_decay: float | None = None
 
 
 @dataclass
@@ -471,6 +472,7 @@ def run_pipeline(
                 rank=rank,
                 world_size=world_size,
                 known_positives=known_positive_texts(pairs) if loss_fn.exclude_known_positives else None,
+                ema_decay=train.ema_decay,
             )
         )
         if summary["step"] < train.steps:

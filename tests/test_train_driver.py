@@ -97,6 +97,24 @@ def test_request_like_training_requests_are_opt_in(smoke_run, tiny_model_dir, ti
     assert results["valid_recall@10"]["select_metric"] == "valid_mean_recall@10"
 
 
+def test_a_weight_average_is_scored_beside_the_weights_and_can_be_selected(
+    tiny_model_dir, tiny_data, tmp_path
+):
+    overrides = ["train.ema_decay=0.9", "train.select_metric=ema_valid_recall@10"]
+    results = train.run(
+        compose_train(smoke_overrides(tiny_model_dir, tiny_data, *overrides)), tmp_path
+    )
+    validation = results["valid_recall@10"]
+    assert validation["select_metric"] == "ema_valid_recall@10"
+    assert {"valid_recall@10", "ema_valid_recall@10", "ema_valid_request_recall@10"} <= set(
+        validation["last_metrics"]
+    )
+    passes = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    averaged = [row["ema_valid_recall@10"] for row in passes if "ema_valid_recall@10" in row]
+    assert len(averaged) == 2 and validation["best"] == max(averaged)
+    assert (tmp_path / "best").is_dir() and (tmp_path / "last").is_dir()
+
+
 def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     smoke_run, tiny_model_dir, tiny_data
 ):

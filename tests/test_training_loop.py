@@ -21,6 +21,7 @@ from melscribe_torch.training import (
     train_bi_encoder,
     warmup_for,
 )
+from training_fixtures import train_briefly
 
 EXAMPLES = [
     (f"i want {a} {b} music", f"{a}, {b}", f"{c}, slow tempo", m)
@@ -45,17 +46,7 @@ def model(tiny_model_dir):
 
 
 def train(model, **kwargs):
-    args = {
-        "steps": 4,
-        "batch_size": 4,
-        "loss_fn": StudentLoss(),
-        "lr": 1e-3,
-        "warmup_steps": 1,
-        "precision": "fp32",
-        "seed": 0,
-        "log_every": 1,
-    }
-    return train_bi_encoder(model, EXAMPLES, **{**args, **kwargs})
+    return train_briefly(model, EXAMPLES, **kwargs)
 
 
 def test_lr_warms_up_linearly_then_decays_to_zero():

@@ -83,3 +83,20 @@ def smoke_overrides(model_dir: Path, data_root: Path, *extra: str) -> list[str]:
 def compose_train(overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
+
+
+def train_briefly(model, examples, **overrides):
+    """``train_bi_encoder`` for a few exact fp32 steps of a tiny model; ``overrides`` replace any argument."""
+    from melscribe_torch.training import StudentLoss, train_bi_encoder
+
+    args = {
+        "steps": 4,
+        "batch_size": 4,
+        "loss_fn": StudentLoss(),
+        "lr": 1e-3,
+        "warmup_steps": 1,
+        "precision": "fp32",
+        "seed": 0,
+        "log_every": 1,
+    }
+    return train_bi_encoder(model, examples, **{**args, **overrides})

@@ -30,6 +30,7 @@ from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_st
 from .distributed import average_gradients, barrier, broadcast_parameters
 from .optimizer import build_adamw
 from .schedule import lr_at
+from .weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,10 @@ def _drop_rows_after(path: Path | None, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in rows))
 
 
+def _as_metrics(value: float | Mapping[str, float]) -> dict[str, float]:
+    return dict(value) if isinstance(value, Mapping) else {"valid_recall@10": value}
+
+
 def train_bi_encoder(
     model,
     examples: Sequence[TrainingExample],
@@ -202,6 +207,7 @@ def train_bi_encoder(
     rank: int = 0,
     world_size: int = 1,
     known_positives: Mapping[str, Collection[str]] | None = None,
+    ema_decay: float | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (a ``BiEncoder``) in place.
 
@@ -225,7 +231,8 @@ def train_bi_encoder(
         resume_from: An explicit checkpoint to resume from (else ``checkpoint_path`` if it exists).
         validate: model -> validation metric (higher is better), or a dict of named metrics,
             run every ``eval_every`` steps and at the end; every metric goes to ``metrics_path``.
-        select_metric: The metric ``best_dir`` follows (a plain float is ``valid_recall@10``).
+        select_metric: The metric ``best_dir`` follows (a plain float is ``valid_recall@10``);
+            ``ema_<metric>`` follows the weight average's score and saves the averaged weights.
         eval_every: 0: only at the end.
         best_dir: ``model.save`` target when the validation metric improves.
         metrics_path: ``metrics.jsonl``: one flat dict per logged step and per validation.
@@ -235,6 +242,10 @@ def train_bi_encoder(
         rank, world_size: This process under DDP (gradients averaged over ranks).
         known_positives: Request text -> its positive texts (``known_positive_texts``);
             needed when ``loss_fn.exclude_known_positives``.
+        ema_decay: Keep an exponential moving average of the weights (``WeightAverage``):
+            every validation also scores it (its metrics prefixed ``ema_``) and it is
+            checkpointed. When ``select_metric`` is an ``ema_`` metric, ``model`` ends holding
+            the average. None: no average.
 
     Returns:
         ``{"step", "best_metric", "last_metric", "last_metrics", "select_metric", "train_loss",
@@ -255,6 +266,9 @@ def train_bi_encoder(
     metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
     optimizer = build_adamw(model.parameters(), lr, weight_decay, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    selects_average = select_metric.startswith("ema_")
+    if selects_average and ema_decay is None:
+        raise ValueError(f"train.select_metric {select_metric!r} needs a weight average: set train.ema_decay")
 
     step, best_metric, resumed_from = 0, None, None
     resume = (
@@ -282,6 +296,15 @@ def train_bi_encoder(
     else:
         torch.manual_seed(seed)
         broadcast_parameters(model)
+    weight_average = WeightAverage(model, ema_decay) if ema_decay is not None else None
+    if weight_average is not None and resume is not None:
+        if "ema" in state:
+            weight_average.load_state_dict(state["ema"])
+        else:
+            warnings.warn(
+                f"checkpoint {resume} holds no weight average; it restarts from the resumed weights",
+                stacklevel=2,
+            )
 
     truncated = count_truncated(model, [e[0] for e in examples], max_query_len)
     if rank == 0:
@@ -305,6 +328,7 @@ def train_bi_encoder(
                     "seed": seed,
                     "config": config,
                     "rng": rng_states(),
+                    **({"ema": weight_average.state_dict()} if weight_average else {}),
                 },
             )
         barrier()
@@ -315,9 +339,10 @@ def train_bi_encoder(
         nonlocal best_metric
         if validate is None:
             return
-        metrics = validate(model)  # every rank computes it: they must agree on `best`
-        if not isinstance(metrics, Mapping):
-            metrics = {"valid_recall@10": metrics}
+        metrics = _as_metrics(validate(model))  # every rank computes it: they must agree on `best`
+        if weight_average is not None:
+            with weight_average.swapped_in(model):
+                metrics.update({f"ema_{name}": value for name, value in _as_metrics(validate(model)).items()})
         if select_metric not in metrics:
             raise ValueError(
                 f"train.select_metric {select_metric!r} is not a validation metric; "
@@ -330,7 +355,11 @@ def train_bi_encoder(
         if improved:
             best_metric = metric
             if best_dir is not None and rank == 0:
-                model.save(best_dir)
+                if selects_average:
+                    with weight_average.swapped_in(model):
+                        model.save(best_dir)
+                else:
+                    model.save(best_dir)
         _append_jsonl(metrics_path, {"step": step, **metrics, "best": best_metric})
         log.info(
             "step %d: validation %s (best %s %.4f)",
@@ -388,6 +417,8 @@ def train_bi_encoder(
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
+        if weight_average is not None:
+            weight_average.update(model)
         step += 1
         losses.append(step_loss)
         seen += batch_size * grad_accum * world_size
@@ -419,6 +450,8 @@ def train_bi_encoder(
     if step == steps:
         run_validation()
     checkpoint()
+    if step == steps and selects_average:
+        weight_average.copy_to(model)
     model.eval()
     return {
         "step": step,
