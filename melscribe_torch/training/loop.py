@@ -14,6 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -355,10 +356,7 @@ def train_bi_encoder(
         if improved:
             best_metric = metric
             if best_dir is not None and rank == 0:
-                if selects_average:
-                    with weight_average.swapped_in(model):
-                        model.save(best_dir)
-                else:
+                with weight_average.swapped_in(model) if selects_average else nullcontext():
                     model.save(best_dir)
         _append_jsonl(metrics_path, {"step": step, **metrics, "best": best_metric})
         log.info(

@@ -53,9 +53,7 @@ class WeightAverage:
         state = _float_state(model)
         training_weights = {name: tensor.detach().clone() for name, tensor in state.items()}
         try:
-            with torch.no_grad():
-                for name, tensor in state.items():
-                    tensor.copy_(self.average[name])
+            self.copy_to(model)
             yield model
         finally:
             with torch.no_grad():
