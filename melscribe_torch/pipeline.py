@@ -95,6 +95,7 @@ class MiningSettings:
     batch_size: int = 128
     precision: str = "bf16"
     exclude_same_clip: bool = True
+    exclude_described: bool = False
 
 
 @dataclass
@@ -230,11 +231,13 @@ def mine(
 ) -> None:
     """Stage 2: every rank mines its shard of requests; rank 0 gathers and writes."""
     negatives = {}
+    # Dropping described sets (mining/false_negatives.py) needs spares to still keep k.
+    k = 2 * settings.k if settings.exclude_described else settings.k
     for name in settings.retrievers:
         if name in ("tfidf", "bm25"):
             shard = mining.mine_lexical(
                 pairs,
-                k=settings.k,
+                k=k,
                 method=name,
                 rank=rank,
                 world_size=world_size,
@@ -248,7 +251,7 @@ def mine(
             shard = mining.mine_with_encoder(
                 encoder,
                 pairs,
-                k=settings.k,
+                k=k,
                 score=settings.score,
                 batch_size=settings.batch_size,
                 precision=settings.precision,
@@ -257,6 +260,9 @@ def mine(
                 same_clip=settings.exclude_same_clip,
             )
             del encoder
+        if settings.exclude_described:
+            shard, dropped = mining.drop_described(shard, pairs, settings.k)
+            log.info("%s: %d mined negatives dropped, described by their request", name, dropped)
         negatives[name] = {qid: neg for part in gather_objects(shard) for qid, neg in part.items()}
     if rank == 0:
         mining.write_hard_negatives(path, pairs, negatives)

@@ -9,7 +9,8 @@ documents, best first, never a positive. With ``same_clip=True`` (the pipeline's
 negative is also never a positive of another request of the same clip (another sentence of
 its caption, or another caption style): those describe the same music. Mined negatives can
 still be false negatives (a near-duplicate descriptor set of another clip): the teacher's
-soft margins are there to absorb that.
+soft margins are there to absorb that, and ``false_negatives.drop_described`` removes the
+sets whose every descriptor the request names.
 
 Sharding: with ``world_size`` > 1 each rank mines the requests ``qids[rank::world_size]`` and
 returns only those; the caller gathers the shards.
