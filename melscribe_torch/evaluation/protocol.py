@@ -38,10 +38,13 @@ def evaluate_retrieval_set(
     relevant = [retrieval_set.qrels[q] for q in query_ids]
     metrics = ranking_metrics(rankings, relevant, k_values)
     answerable = [i for i, rel in enumerate(relevant) if not _only_empty_set(retrieval_set, rel)]
-    if answerable:
-        subset = ranking_metrics([rankings[i] for i in answerable], [relevant[i] for i in answerable], k_values)
+    subset = (
+        ranking_metrics([rankings[i] for i in answerable], [relevant[i] for i in answerable], k_values)
+        if answerable
+        else {}
+    )
     for k in k_values:
-        metrics[f"nonempty_recall@{k}"] = subset[f"recall@{k}"] if answerable else float("nan")
+        metrics[f"nonempty_recall@{k}"] = subset.get(f"recall@{k}", float("nan"))
     return metrics
 
 
