@@ -147,6 +147,7 @@ class LossSettings:
     mnrl_hard_negatives: bool = True
     mnrl_symmetric: bool = False
     mnrl_exclude_known_positives: bool = False
+    mnrl_exclude_described: bool = False
 
 
 @dataclass

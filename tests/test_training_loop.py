@@ -14,6 +14,7 @@ from melscribe_torch.training import (
     CheckpointError,
     StudentLoss,
     batch_indices,
+    in_batch_exclusions,
     known_positive_texts,
     load_checkpoint,
     lr_at,
@@ -187,6 +188,24 @@ def test_excluding_known_positives_changes_the_update_only_where_a_batch_holds_o
     )
     # Every in-batch document is a known positive: nothing is left to push away, no update.
     torch.testing.assert_close(runs["shared"].state_dict(), model.state_dict(), rtol=0, atol=0)
+
+
+def test_positives_a_request_describes_are_not_its_in_batch_negatives(model):
+    assert in_batch_exclusions(StudentLoss(0.0, 1.0), ["rock"], ["rock"], None) is None
+    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False, mnrl_exclude_described=True)
+    mask = in_batch_exclusions(loss_fn, ["rock with no voices", "loud rock guitar"], ["no voices", "rock"], None)
+    assert mask.tolist() == [[True, True], [False, True]]  # the diagonal is the target: never masked
+    # No request of EXAMPLES names another's positive: the update is plain in-batch negatives'.
+    plain, described = copy.deepcopy(model), copy.deepcopy(model)
+    train(plain, steps=1, loss_fn=StudentLoss(0.0, 1.0, mnrl_hard_negatives=False), weight_decay=0.0)
+    train(described, steps=1, loss_fn=loss_fn, weight_decay=0.0)
+    torch.testing.assert_close(described.state_dict(), plain.state_dict())
+    # Every request names every positive: nothing is left to push away, no update.
+    everything = "i want " + " ".join(e[1] for e in EXAMPLES)
+    named = [(everything, p, n, m) for _, p, n, m in EXAMPLES]
+    all_described = copy.deepcopy(model)
+    train_briefly(all_described, named, steps=1, loss_fn=loss_fn, weight_decay=0.0)
+    torch.testing.assert_close(all_described.state_dict(), model.state_dict(), rtol=0, atol=0)
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model, tmp_path):

@@ -2,7 +2,7 @@
 
 from .batches import TrainingExample, batch_indices, examples_from_tuples, known_positive_texts
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import LOSSES, StudentLoss, set_dropout, train_bi_encoder
+from .loop import LOSSES, StudentLoss, in_batch_exclusions, set_dropout, train_bi_encoder
 from .schedule import lr_at, warmup_for
 from .validation import validation_metrics, validation_recall
 
@@ -13,6 +13,7 @@ __all__ = [
     "TrainingExample",
     "batch_indices",
     "examples_from_tuples",
+    "in_batch_exclusions",
     "known_positive_texts",
     "load_checkpoint",
     "lr_at",

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..io import atomic_write_text
 from ..losses import MarginMSELoss, MultipleNegativesRankingLoss
+from ..mining.false_negatives import describes
 from ..models.inference import autocast_context, training_attention
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
@@ -53,11 +54,15 @@ class StudentLoss(nn.Module):
         mnrl_exclude_known_positives: Another request's positive that is also a positive of
             this request is not one of its in-batch negatives (the training loop then needs
             the relevance judgements, ``known_positives``).
+        mnrl_exclude_described: Another request's positive whose every descriptor this request
+            names (``mining.describes``: the sampling would have made it a positive) is not one
+            of its in-batch negatives: about 6 of the 992 negatives of a batch of 32.
 
     Shapes:
         q_emb, p_emb, n_emb: (B, H) (n_emb may be None when ``uses_negatives`` is False);
         margins: (B,); exclude: optional (B, B) bool, True where positive j is also a
-        positive of request i (masked out of MNRL's negatives) -> loss () and a dict of float parts.
+        positive of request i, or described by it (masked out of MNRL's negatives) -> loss ()
+        and a dict of float parts (``in_batch_exclusions`` builds ``exclude``).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class StudentLoss(nn.Module):
         mnrl_hard_negatives: bool = True,
         mnrl_symmetric: bool = False,
         mnrl_exclude_known_positives: bool = False,
+        mnrl_exclude_described: bool = False,
     ) -> None:
         super().__init__()
         if similarity not in ("dot", "cos"):
@@ -83,6 +89,7 @@ class StudentLoss(nn.Module):
         )
         self.mnrl_hard_negatives = mnrl_hard_negatives
         self.exclude_known_positives = mnrl_weight > 0 and mnrl_exclude_known_positives
+        self.exclude_described = mnrl_weight > 0 and mnrl_exclude_described
         self.margin_mse = MarginMSELoss()
         self.mnrl = MultipleNegativesRankingLoss(
             scale=mnrl_scale, similarity=mnrl_similarity, symmetric=mnrl_symmetric
@@ -125,6 +132,30 @@ class StudentLoss(nn.Module):
             loss = loss + self.mnrl_weight * part
             parts["mnrl"] = part.item()
         return loss, parts
+
+
+def in_batch_exclusions(
+    loss_fn: StudentLoss,
+    requests: Sequence[str],
+    positives: Sequence[str],
+    known_positives: Mapping[str, Collection[str]] | None,
+    device: torch.device | str = "cpu",
+) -> Tensor | None:
+    """(B, B) bool: True where positive j must not be a negative of request i; None: no mask.
+
+    Positive j is masked for request i when it is a known positive of i
+    (``loss_fn.exclude_known_positives``) or when i names every descriptor of it
+    (``loss_fn.exclude_described``). The diagonal is the loss's target and never masked there.
+    """
+    if not (loss_fn.exclude_known_positives or loss_fn.exclude_described):
+        return None
+    rows = []
+    for request in requests:
+        known = known_positives.get(request, ()) if loss_fn.exclude_known_positives else ()
+        rows.append(
+            [p in known or (loss_fn.exclude_described and describes(p, request)) for p in positives]
+        )
+    return torch.tensor(rows, dtype=torch.bool, device=device)
 
 
 def _tokenize(
@@ -391,14 +422,7 @@ def train_bi_encoder(
                     if loss_fn.uses_negatives
                     else None  # a third of the step's compute saved
                 )
-            exclude = (
-                torch.tensor(
-                    [[p in known_positives.get(r, ()) for p in positives] for r in requests],
-                    device=device,
-                )
-                if loss_fn.exclude_known_positives
-                else None
-            )
+            exclude = in_batch_exclusions(loss_fn, requests, positives, known_positives, device)
             loss, _ = loss_fn(
                 q_emb,
                 p_emb,
