@@ -42,3 +42,21 @@ def parse_descriptor_list(raw: str) -> list[str]:
 def descriptor_set_text(descriptors: list[str] | tuple[str, ...]) -> str:
     """The document text of a descriptor set: descriptors joined with ``", "``."""
     return DESCRIPTOR_SEPARATOR.join(descriptors)
+
+
+def describes(document: str, request: str) -> bool:
+    """Whether every descriptor of ``document`` occurs in ``request`` (case-insensitive substring).
+
+    Such a set would be a positive of ``request`` under the paper's sampling (``data.sampling``
+    draws from the descriptors that occur in the sentence), so it must not be its negative:
+    ``mining.drop_described`` and the loss's ``mnrl_exclude_described`` use this rule.
+
+    The sampling's match is a case-sensitive substring; ignoring case here drops a few more
+    negatives ("Rock" at the start of a sentence), on the side of caution.
+    """
+    request = request.lower()
+    return all(
+        descriptor.strip().lower() in request
+        for descriptor in document.split(DESCRIPTOR_SEPARATOR)
+        if descriptor.strip()
+    )

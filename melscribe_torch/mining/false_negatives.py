@@ -14,21 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from melscribe_torch.data import RetrievalSet
-from melscribe_torch.data.descriptors import DESCRIPTOR_SEPARATOR
+from melscribe_torch.data.descriptors import describes
 
-
-def describes(document: str, request: str) -> bool:
-    """Whether every descriptor of ``document`` occurs in ``request`` (case-insensitive substring).
-
-    The sampling's match is a case-sensitive substring; ignoring case here drops a few more
-    negatives ("Rock" at the start of a sentence), on the side of caution.
-    """
-    request = request.lower()
-    return all(
-        descriptor.strip().lower() in request
-        for descriptor in document.split(DESCRIPTOR_SEPARATOR)
-        if descriptor.strip()
-    )
+__all__ = ["describes", "drop_described"]
 
 
 def drop_described(

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..data.descriptors import describes
 from ..io import atomic_write_text
 from ..losses import MarginMSELoss, MultipleNegativesRankingLoss
-from ..mining.false_negatives import describes
 from ..models.inference import autocast_context, training_attention
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
@@ -55,7 +55,7 @@ class StudentLoss(nn.Module):
             this request is not one of its in-batch negatives (the training loop then needs
             the relevance judgements, ``known_positives``).
         mnrl_exclude_described: Another request's positive whose every descriptor this request
-            names (``mining.describes``: the sampling would have made it a positive) is not one
+            names (``data.descriptors.describes``: the sampling would have made it a positive) is not one
             of its in-batch negatives: about 6 of the 992 negatives of a batch of 32.
 
     Shapes:
