@@ -73,3 +73,9 @@ def test_presets_open_with_their_command():
             .splitlines()[1]
             .startswith("# python train.py +experiment=" + path.stem)
         ), path
+
+
+def test_default_loss_is_in_batch_negatives_without_the_positives_a_request_describes():
+    loss = compose_train(["data.root=x"]).loss
+    assert (loss.mnrl_weight, loss.margin_mse_weight) == (1.0, 0.0)
+    assert loss.mnrl_exclude_described  # chosen on validation over three seeds (README)
