@@ -1,7 +1,8 @@
 """Mined negatives that describe their request: found, dropped, and replaced by the next ones."""
 
 from melscribe_torch.data import RetrievalSet
-from melscribe_torch.mining import describes, drop_described, mine_lexical, read_hard_negatives
+from melscribe_torch.data.descriptors import describes
+from melscribe_torch.mining import drop_described, mine_lexical, read_hard_negatives
 from melscribe_torch.pipeline import MiningSettings, mine
 
 

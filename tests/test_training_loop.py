@@ -194,7 +194,7 @@ def test_positives_a_request_describes_are_not_its_in_batch_negatives(model):
     assert in_batch_exclusions(StudentLoss(0.0, 1.0), ["rock"], ["rock"], None) is None
     loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False, mnrl_exclude_described=True)
     mask = in_batch_exclusions(loss_fn, ["rock with no voices", "loud rock guitar"], ["no voices", "rock"], None)
-    assert mask.tolist() == [[True, True], [False, True]]  # the diagonal is the target: never masked
+    assert mask.tolist() == [[True, True], [False, True]]  # the loss ignores the diagonal (its target)
     # No request of EXAMPLES names another's positive: the update is plain in-batch negatives'.
     plain, described = copy.deepcopy(model), copy.deepcopy(model)
     train(plain, steps=1, loss_fn=StudentLoss(0.0, 1.0, mnrl_hard_negatives=False), weight_decay=0.0)

@@ -1,6 +1,6 @@
 """Mining: hard negatives per training request from dense and lexical retrievers (GPL stage 2)."""
 
-from .false_negatives import describes, drop_described
+from .false_negatives import drop_described
 from .hard_negatives import (
     HARD_NEGATIVES_FILE,
     mine_hard_negatives,
@@ -15,7 +15,6 @@ __all__ = [
     "HARD_NEGATIVES_FILE",
     "LEXICAL_METHODS",
     "bm25_matrices",
-    "describes",
     "drop_described",
     "mine_hard_negatives",
     "mine_lexical",

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from melscribe_torch.data import RetrievalSet
 from melscribe_torch.data.descriptors import describes
 
-__all__ = ["describes", "drop_described"]
-
 
 def drop_described(
     negatives: Mapping[str, list[str]], pairs: RetrievalSet, k: int
