@@ -13,19 +13,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from melscribe_torch.models.aliases import load_model_aliases
-from melscribe_torch.pipeline import (
-    DataSettings,
-    LossSettings,
-    MiningSettings,
-    ModelSettings,
-    OptimSettings,
-    TeacherSettings,
-    TrainSettings,
-    run_pipeline,
-)
+from melscribe_torch.pipeline import run_pipeline, settings_from_config
 from melscribe_torch.training.distributed import cleanup, init_distributed
 
 log = logging.getLogger(__name__)
@@ -36,24 +27,13 @@ def model_aliases() -> dict[str, dict]:
     """Short model names (hydra_conf/model/<name>.yaml) -> their settings."""
     return load_model_aliases(CONF_DIR / "model")
 
-def section(cfg: DictConfig, key: str) -> dict:
-    return OmegaConf.to_container(cfg[key], resolve=True)
-
-
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Run or resume the GPL pipeline in ``run_dir``; returns the contents of results.json."""
     rank, world_size, device = init_distributed()
     try:
         results = run_pipeline(
             run_dir,
-            model=ModelSettings(**section(cfg, "model")),
-            data=DataSettings(**section(cfg, "data")),
-            mining_settings=MiningSettings(**section(cfg, "mining")),
-            teacher_settings=TeacherSettings(**section(cfg, "teacher")),
-            train=TrainSettings(**section(cfg, "train")),
-            loss=LossSettings(**section(cfg, "loss")),
-            optim=OptimSettings(**section(cfg, "optim")),
-            seed=cfg.seed,
+            settings_from_config(cfg),
             aliases=model_aliases(),
             rank=rank,
             world_size=world_size,

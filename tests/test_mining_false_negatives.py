@@ -1,9 +1,11 @@
 """Mined negatives that describe their request: found, dropped, and replaced by the next ones."""
 
+from training_fixtures import composed_settings
+
 from melscribe_torch.data import RetrievalSet
 from melscribe_torch.data.descriptors import describes
 from melscribe_torch.mining import drop_described, mine_lexical, read_hard_negatives
-from melscribe_torch.pipeline import MiningSettings, mine
+from melscribe_torch.pipeline import mine
 
 
 def test_a_set_describes_a_request_when_every_descriptor_occurs_in_it():
@@ -42,7 +44,9 @@ def test_mining_with_exclude_described_keeps_only_undescribed_negatives(tmp_path
     plain = mine_lexical(pairs, k=3)["clip1_0"]
     assert {"d1", "d2"} & set(plain)  # TF-IDF ranks the described sets high
 
-    settings = MiningSettings(retrievers=["tfidf"], k=3, exclude_described=True)
+    settings = composed_settings(
+        "mining.retrievers=[tfidf]", "mining.k=3", "mining.exclude_described=true"
+    ).mining
     path = tmp_path / "hard-negatives.jsonl"
     mine(path, pairs, settings, aliases={}, rank=0, world_size=1)
     negatives = read_hard_negatives(path)["clip1_0"]["neg"]["tfidf"]

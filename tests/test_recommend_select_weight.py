@@ -55,24 +55,6 @@ def test_validation_grid_on_training_clips(data_root):
     assert result["num_requests"][0] > 100
 
 
-def test_training_run_split_reads_the_run_a_model_was_saved_by(tmp_path):
-    import json
-
-    from melscribe_torch.recommend.select_weight import training_run_split
-
-    run = tmp_path / "run"
-    (run / "best").mkdir(parents=True)
-    assert training_run_split(run / "best") is None  # not a train.py run (yet)
-    (run / "qgen-queries.jsonl").write_text(
-        '{"_id": "-0SdAVK79lg_4", "text": "a"}\n{"_id": "clip_b_0", "text": "b"}\n'
-    )
-    settings = {"valid_fraction": 0.1, "split_seed": 2, "train_sources": ["musiccaps"]}
-    (run / "qgen-queries.jsonl.meta.json").write_text(json.dumps({"settings": settings}))
-    split = training_run_split(run / "best")
-    assert (split["valid_fraction"], split["split_seed"]) == (0.1, 2)
-    assert split["trained_clips"] == {"-0SdAVK79lg", "clip_b"}
-
-
 @pytest.mark.data
 def test_a_model_trained_on_validation_clips_is_refused(data_root):
     from melscribe_torch.data.training import load_training_records

@@ -12,7 +12,13 @@ import time
 
 import pytest
 import torch
-from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_tiny_data
+from training_fixtures import (
+    REPO_ROOT,
+    compose_train,
+    composed_settings,
+    smoke_overrides,
+    write_tiny_data,
+)
 
 import train
 from melscribe_torch.data import DataError
@@ -167,13 +173,15 @@ def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before
 
 
 def test_model_normalize_overrides_what_the_model_files_say(tiny_model_dir):
-    from melscribe_torch.pipeline import ModelSettings, load_student
+    from melscribe_torch.pipeline import load_student
 
-    saved = load_student(ModelSettings(str(tiny_model_dir))).normalize
+    def model(normalize):
+        return composed_settings(f"model.name_or_path={tiny_model_dir}", f"model.normalize={normalize}").model
+
+    saved = load_student(model("null")).normalize
     for normalize in (True, False):
-        student = load_student(ModelSettings(str(tiny_model_dir), normalize=normalize))
-        assert student.normalize is normalize
-    assert load_student(ModelSettings(str(tiny_model_dir), normalize=None)).normalize is saved
+        assert load_student(model(str(normalize).lower())).normalize is normalize
+    assert load_student(model("null")).normalize is saved
 
 
 def test_missing_model_fails_fast_with_the_loaders_message(tmp_path, tiny_data):

@@ -85,6 +85,13 @@ def compose_train(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
+def composed_settings(*overrides: str):
+    """The pipeline's settings built from ``train.yaml`` with command-line style ``overrides``."""
+    from melscribe_torch.pipeline import settings_from_config
+
+    return settings_from_config(compose_train(["data.root=unused", *overrides]))
+
+
 def train_briefly(model, examples, **overrides):
     """``train_bi_encoder`` for a few exact fp32 steps of a tiny model; ``overrides`` replace any argument."""
     from melscribe_torch.training import StudentLoss, train_bi_encoder

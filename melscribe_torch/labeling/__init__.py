@@ -1,8 +1,6 @@
 """Pseudo-labelling (GPL stage 4): training tuples and the teacher's margins."""
 
 from .pseudo_labels import (
-    GPL_TRAINING_FILE,
-    TUPLES_FILE,
     label_margins,
     read_gpl_training_data,
     read_training_tuples,
@@ -12,8 +10,6 @@ from .pseudo_labels import (
 )
 
 __all__ = [
-    "GPL_TRAINING_FILE",
-    "TUPLES_FILE",
     "label_margins",
     "read_gpl_training_data",
     "read_training_tuples",

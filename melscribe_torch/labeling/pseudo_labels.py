@@ -23,9 +23,6 @@ from pathlib import Path
 from melscribe_torch.data import RetrievalSet
 from melscribe_torch.io import atomic_write_text
 
-GPL_TRAINING_FILE = "gpl-training-data.tsv"
-TUPLES_FILE = "training-tuples.tsv"
-
 Tuple = tuple[str, str, str]
 
 

@@ -2,7 +2,6 @@
 
 from .false_negatives import drop_described
 from .hard_negatives import (
-    HARD_NEGATIVES_FILE,
     mine_hard_negatives,
     mine_lexical,
     mine_with_encoder,
@@ -12,7 +11,6 @@ from .hard_negatives import (
 from .lexical import LEXICAL_METHODS, bm25_matrices, tfidf_matrices
 
 __all__ = [
-    "HARD_NEGATIVES_FILE",
     "LEXICAL_METHODS",
     "bm25_matrices",
     "drop_described",

@@ -32,8 +32,6 @@ from melscribe_torch.io import atomic_write_text
 
 from .lexical import LEXICAL_METHODS, bm25_matrices, tfidf_matrices
 
-HARD_NEGATIVES_FILE = "hard-negatives.jsonl"
-
 
 def mine_hard_negatives(
     q_emb: torch.Tensor,

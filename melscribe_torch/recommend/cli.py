@@ -282,7 +282,8 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..io import atomic_write_json
     from ..models import BiEncoder
     from ..provenance import library_versions, machine_info
-    from .select_weight import format_selection, select_fusion_weight, training_run_split
+    from ..run_folder import training_run_split
+    from .select_weight import format_selection, select_fusion_weight
 
     model = resolve_model_name(args.model)
     encoder = BiEncoder.from_pretrained(model)

@@ -14,7 +14,6 @@ for a model saved by ``train.py`` (``<run dir>/best``) the split is the run's ow
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -138,35 +137,6 @@ def select_fusion_weight(
             "layout": DEFAULT_VALID_LAYOUT,
             "split_seed": split_seed,
         },
-    }
-
-
-def training_run_split(model_dir: str | Path) -> dict | None:
-    """The validation split and training clips of the train.py run a model was saved by.
-
-    ``train.py`` saves ``best/`` and ``last/`` inside its run directory, next to the
-    training requests (``qgen-queries.jsonl``, ids ``<clip id>_<n>``) and the settings
-    that split them (``qgen-queries.jsonl.meta.json``).
-
-    Returns:
-        ``{"valid_fraction", "split_seed", "trained_clips", "run_dir"}``, or None when
-        ``model_dir`` is not inside such a run.
-    """
-    from ..mining.hard_negatives import clip_of
-    from ..pipeline import QUERIES_FILE
-
-    run_dir = Path(model_dir).parent
-    queries, meta = run_dir / QUERIES_FILE, run_dir / f"{QUERIES_FILE}.meta.json"
-    if not (Path(model_dir).is_dir() and queries.is_file() and meta.is_file()):
-        return None
-    settings = json.loads(meta.read_text())["settings"]
-    with open(queries, encoding="utf-8") as lines:
-        trained = {clip_of(json.loads(line)["_id"]) for line in lines if line.strip()}
-    return {
-        "valid_fraction": float(settings["valid_fraction"]),
-        "split_seed": int(settings["split_seed"]),
-        "trained_clips": trained,
-        "run_dir": str(run_dir),
     }
 
 

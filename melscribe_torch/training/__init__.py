@@ -2,12 +2,12 @@
 
 from .batches import TrainingExample, batch_indices, examples_from_tuples, known_positive_texts
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import LOSSES, StudentLoss, in_batch_exclusions, set_dropout, train_bi_encoder
+from ..losses.student import StudentLoss, in_batch_exclusions
+from .loop import set_dropout, train_bi_encoder
 from .schedule import lr_at, warmup_for
 from .validation import validation_metrics, validation_recall
 
 __all__ = [
-    "LOSSES",
     "CheckpointError",
     "StudentLoss",
     "TrainingExample",

@@ -22,8 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-CHECKPOINT_FILE = "checkpoint.pt"
-
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is unreadable or does not fit the model."""

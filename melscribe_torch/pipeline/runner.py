@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_json
-from .distributed import barrier
+from ..run_folder import meta_path
+from ..training.distributed import barrier
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class StageRunner:
         self.skipped: list[str] = []
 
     def meta_path(self, artifact: str) -> Path:
-        return self.run_dir / f"{artifact.rstrip('/')}.meta.json"
+        return meta_path(self.run_dir, artifact)
 
     def is_done(self, artifact: str, digest: str) -> bool:
         meta = self.meta_path(artifact)

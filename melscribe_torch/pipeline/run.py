@@ -1,0 +1,243 @@
+"""The GPL training pipeline: five resumable stages in one run directory (layout: ``run_folder``).
+
+data -> mining -> teacher -> labels -> student; a loss that uses no teacher margin replaces
+the teacher and labels stages with plain (qid, pos, neg) tuples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import RetrievalSet
+from ..io import atomic_write_json
+from ..models import BiEncoder
+from ..provenance import library_versions, machine_info
+from ..run_folder import (
+    BEST_DIR,
+    CHECKPOINT_FILE,
+    GPL_TRAINING_FILE,
+    HARD_NEGATIVES_FILE,
+    LAST_DIR,
+    METRICS_FILE,
+    QUERIES_FILE,
+    REQUEST_SETS,
+    RESULTS_FILE,
+    TEACHER_DIR,
+    TUPLES_FILE,
+    read_training_pairs,
+    read_training_rows,
+    read_validation_sets,
+)
+from ..training import (
+    StudentLoss,
+    examples_from_tuples,
+    known_positive_texts,
+    train_bi_encoder,
+    validation_metrics,
+    warmup_for,
+)
+from ..training.distributed import barrier
+from .runner import StageRunner, remove
+from .settings import Settings
+from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
+
+log = logging.getLogger(__name__)
+
+
+def run_pipeline(
+    run_dir: str | Path,
+    settings: Settings,
+    *,
+    aliases: dict[str, dict],
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the five stages in ``run_dir``; returns what ``results.json`` holds.
+
+    Args:
+        run_dir: The run directory (rerun in the same one to resume).
+        settings: Every stage's settings (``settings_from_config``).
+        aliases: Short model names -> model settings (mining retrievers and teacher.model use them).
+        rank, world_size, device: This process under torchrun.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data, train, loss, seed = settings.data, settings.train, settings.loss, settings.seed
+    tic = time.perf_counter()
+    student = load_student(settings.model, device)
+    timings = {"load_student": time.perf_counter() - tic}
+    stages = StageRunner(run_dir, rank)
+
+    stages.run("data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data))
+    pairs = read_training_pairs(run_dir)
+    stages.run(
+        "mining",
+        HARD_NEGATIVES_FILE,
+        {
+            "mining": asdict(settings.mining),
+            "models": {n: aliases.get(n) for n in settings.mining.retrievers},
+        },
+        lambda p: mine(p, pairs, settings.mining, aliases, rank, world_size),
+        all_ranks=True,
+    )
+    num_tuples = train.steps * train.batch_size * train.grad_accum * world_size
+    if loss.margin_mse_weight > 0:
+        stages.run(
+            "teacher",
+            TEACHER_DIR,
+            asdict(settings.teacher),
+            lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
+        )
+        label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
+        stages.run(
+            "labels",
+            GPL_TRAINING_FILE,
+            label_settings,
+            lambda p: label(
+                p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision
+            ),
+        )
+        rows = read_training_rows(run_dir, with_margins=True)
+    else:
+        # No margin is used (in-batch negatives alone): no teacher to train, no pair to score.
+        log.info("loss uses no teacher margin (margin_mse_weight=0): teacher and labelling skipped")
+        stages.run(
+            "tuples",
+            TUPLES_FILE,
+            {"num_tuples": num_tuples, "seed": seed},
+            lambda p: write_tuples(p, run_dir, num_tuples, seed),
+        )
+        # NaN, not a made-up number: a loss that read it would fail at once.
+        rows = [(*ids, math.nan) for ids in read_training_rows(run_dir, with_margins=False)]
+    train_settings = {
+        "model": asdict(settings.model),
+        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after")},
+        "loss": asdict(loss),
+        "optim": asdict(settings.optim),
+        "seed": seed,
+        "world_size": world_size,
+    }
+    student_run = StudentRun(run_dir, settings, stages, pairs, rows, train_settings, timings)
+    stages.run(
+        "train",
+        RESULTS_FILE,
+        train_settings,
+        lambda p: student_run.train(p, student, rank, world_size),
+        all_ranks=True,
+    )
+    results = json.loads((run_dir / RESULTS_FILE).read_text())
+    results["skipped_stages"] = stages.skipped  # of this invocation
+    return results
+
+
+class StudentRun:
+    """Stage 5: train the student on the tuples, then write ``results.json``."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        settings: Settings,
+        stages: StageRunner,
+        pairs: RetrievalSet,
+        rows: list[tuple],
+        train_settings: dict[str, Any],
+        timings: dict[str, float],
+    ) -> None:
+        self.run_dir, self.settings, self.stages = run_dir, settings, stages
+        self.pairs, self.train_settings, self.timings = pairs, train_settings, timings
+        self.examples = examples_from_tuples(pairs, rows)
+
+    def clear_stale(self, path: Path, rank: int) -> None:
+        """A finished run with other settings, or new training tuples: start over, do not resume."""
+        tuples_kept = "labels" in self.stages.skipped or "tuples" in self.stages.skipped
+        if rank == 0 and (path.exists() or not tuples_kept):
+            for stale in (CHECKPOINT_FILE, METRICS_FILE, BEST_DIR, LAST_DIR):
+                remove(self.run_dir / stale)
+            remove(path)
+        barrier()  # no rank may look for the checkpoint before it is gone
+
+    def train(self, path: Path, student: BiEncoder, rank: int, world_size: int) -> None:
+        started = time.perf_counter()
+        run_dir, data, train, optim = self.run_dir, self.settings.data, self.settings.train, self.settings.optim
+        seed = self.settings.seed
+        self.clear_stale(path, rank)
+        valid_sets = read_validation_sets(run_dir, data.valid_seeds)
+        request_valid_sets = read_validation_sets(run_dir, data.valid_seeds, REQUEST_SETS)
+        loss_fn = StudentLoss(**asdict(self.settings.loss))
+        summary = train_bi_encoder(
+            student,
+            self.examples,
+            steps=train.steps,
+            batch_size=train.batch_size,
+            grad_accum=train.grad_accum,
+            loss_fn=loss_fn,
+            lr=optim.lr,
+            weight_decay=optim.weight_decay,
+            warmup_steps=warmup_for(train.warmup, train.steps, train.warmup_max_fraction),
+            max_grad_norm=optim.max_grad_norm,
+            precision=train.precision,
+            dropout=train.dropout,
+            max_query_len=train.max_query_len,
+            max_doc_len=train.max_doc_len,
+            seed=seed,
+            checkpoint_path=run_dir / CHECKPOINT_FILE,
+            checkpoint_every=train.checkpoint_every,
+            resume_from=train.resume_from,
+            validate=lambda m: validation_metrics(
+                m,
+                valid_sets,
+                request_valid_sets,
+                k=10,
+                batch_size=train.encode_batch_size,
+                precision=train.precision,
+            ),
+            select_metric=train.select_metric,
+            eval_every=train.eval_every,
+            best_dir=run_dir / BEST_DIR,
+            metrics_path=run_dir / METRICS_FILE,
+            log_every=train.log_every,
+            stop_after=train.stop_after,
+            config=self.train_settings,
+            rank=rank,
+            world_size=world_size,
+            known_positives=known_positive_texts(self.pairs) if loss_fn.exclude_known_positives else None,
+            ema_decay=train.ema_decay,
+        )
+        if summary["step"] < train.steps:
+            raise SystemExit(
+                f"stopped after step {summary['step']} of {train.steps} (train.stop_after); rerun in {run_dir} to resume"
+            )
+        if rank == 0:
+            student.save(run_dir / LAST_DIR)
+            atomic_write_json(path, self.results(summary, time.perf_counter() - started))
+
+    def results(self, summary: dict[str, Any], train_seconds: float) -> dict[str, Any]:
+        data = self.settings.data
+        return {
+            "valid_recall@10": {
+                "best": summary["best_metric"],
+                "last": summary["last_metric"],
+                "select_metric": summary["select_metric"],
+                "last_metrics": summary["last_metrics"],
+                "seeds": data.valid_seeds,
+            },
+            "training": summary,
+            "seed": self.settings.seed,
+            "sources": data.train_sources,
+            "num_train_requests": len(self.pairs.queries),
+            "num_training_tuples": len(self.examples),
+            "timings_s": {**self.timings, **self.stages.timings, "train": train_seconds},
+            "skipped_stages": self.stages.skipped,
+            "settings": self.train_settings,
+            "versions": library_versions(),
+            "machine": machine_info(),
+        }
