@@ -6,15 +6,18 @@ import dataclasses
 
 import pytest
 from omegaconf import OmegaConf
-from training_fixtures import CONF_DIR, compose_train
+from training_fixtures import CONF_DIR, compose_train, composed_settings
 
-from melscribe_torch.pipeline import settings_from_config
-from melscribe_torch.pipeline.settings import GROUPS, ModelSettings, section_settings
+from hydra.utils import get_class
+
+from melscribe_torch.losses import build_loss
+from melscribe_torch.settings import GROUPS, ModelSettings, section_settings, settings_from_config
 
 GROUP_FILES = [
     (group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))
 ]
 PRESETS = [p.stem for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
+LOSSES = [p.stem for p in sorted((CONF_DIR / "loss").glob("*.yaml"))]
 
 
 def written_values(path):
@@ -28,11 +31,37 @@ def written_values(path):
     }
 
 
+def built_values(settings, group):
+    value = getattr(settings, group)
+    return value if isinstance(value, dict) else dataclasses.asdict(value)
+
+
+def assert_holds(built, written, where):
+    """Every value ``written`` (nested) is the one ``built`` holds."""
+    for key, value in written.items():
+        if isinstance(value, dict):
+            assert_holds(built[key], value, f"{where}.{key}")
+        elif not (isinstance(value, str) and value.startswith("${")):
+            assert built[key] == value, f"{where}.{key}"
+
+
 def assert_settings_hold(cfg, settings):
-    for group in GROUPS:
+    for group in [*GROUPS, "loss"]:
         expected = OmegaConf.to_container(cfg[group], resolve=True)
-        assert dataclasses.asdict(getattr(settings, group)) == expected, group
+        assert built_values(settings, group) == expected, group
     assert settings.seed == cfg.seed
+    assert_loss_holds(cfg.loss, build_loss(settings.loss))
+
+
+def assert_loss_holds(node, loss):
+    """The loss built from a ``loss`` node: its components, classes, weights and options."""
+    assert list(loss.components) == [name for name in node if node[name].weight > 0]
+    for name, component in loss.components.items():
+        spec = OmegaConf.to_container(node[name], resolve=True)
+        assert type(component) is get_class(spec.pop("_target_")), name
+        assert loss.weights[name] == spec.pop("weight"), name
+        for option, value in spec.items():
+            assert getattr(component, option) == value, f"loss.{name}.{option}"
 
 
 @pytest.mark.parametrize("group", list(GROUPS))
@@ -47,9 +76,15 @@ def test_every_group_file_builds_settings_holding_its_values(group, option):
     cfg = compose_train([f"{group}={option}", "data.root=somewhere"])
     settings = settings_from_config(cfg)
     assert_settings_hold(cfg, settings)
-    built = dataclasses.asdict(getattr(settings, group))
-    for key, value in written_values(CONF_DIR / group / f"{option}.yaml").items():
-        assert built[key] == value, f"{group}/{option}.yaml: {key}"
+    assert_holds(built_values(settings, group), written_values(CONF_DIR / group / f"{option}.yaml"), group)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_file_builds_the_components_it_names(loss):
+    cfg = compose_train([f"loss={loss}", "data.root=somewhere"])
+    settings = settings_from_config(cfg)
+    assert_settings_hold(cfg, settings)
+    assert_holds(settings.loss, written_values(CONF_DIR / "loss" / f"{loss}.yaml"), "loss")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -58,18 +93,14 @@ def test_every_preset_composed_onto_train_builds_settings_holding_its_values(pre
     settings = settings_from_config(cfg)
     assert_settings_hold(cfg, settings)
     for group, values in written_values(CONF_DIR / "experiment" / f"{preset}.yaml").items():
-        built = dataclasses.asdict(getattr(settings, group))
-        for key, value in values.items():
-            if not (isinstance(value, str) and value.startswith("${")):
-                assert built[key] == value, f"experiment/{preset}.yaml: {group}.{key}"
+        assert_holds(built_values(settings, group), values, f"experiment/{preset}.yaml: {group}")
 
 
 def test_train_yaml_values_reach_the_settings():
     settings = settings_from_config(compose_train(["data.root=somewhere"]))
     for group, values in written_values(CONF_DIR / "train.yaml").items():
         if group in GROUPS:
-            for key, value in values.items():
-                assert dataclasses.asdict(getattr(settings, group))[key] == value, f"{group}.{key}"
+            assert_holds(built_values(settings, group), values, group)
     assert settings.data.root == "somewhere"
 
 
@@ -85,7 +116,8 @@ def test_a_missing_or_unknown_key_names_the_group_and_key():
 def test_paper_preset_is_the_papers_recipe():
     cfg = compose_train(["+experiment=paper", "data.root=x"])
     assert (cfg.train.steps, cfg.train.batch_size, cfg.mining.k) == (140000, 4, 30)
-    assert len(cfg.mining.retrievers) == 2 and cfg.loss.mnrl_weight == 0
+    assert len(cfg.mining.retrievers) == 2 and list(cfg.loss) == ["margin_mse"]
+    assert cfg.loss.margin_mse.similarity == "cos"
     assert cfg.train.dropout is None  # the backbone's own, where the default trains without
     assert cfg.optim.lr == 2e-5  # GPL's, where the default was chosen on validation
     assert cfg.optim.lr != compose_train(["data.root=x"]).optim.lr
@@ -105,6 +137,6 @@ def test_presets_open_with_their_command():
 
 
 def test_default_loss_is_in_batch_negatives_without_the_positives_a_request_describes():
-    loss = compose_train(["data.root=x"]).loss
-    assert (loss.mnrl_weight, loss.margin_mse_weight) == (1.0, 0.0)
-    assert loss.mnrl_exclude_described  # chosen on validation over three seeds
+    loss = build_loss(composed_settings().loss)
+    assert list(loss.components) == ["mnrl"] and not loss.needs_margins  # no teacher to train
+    assert loss.components["mnrl"].exclude_described  # chosen on validation over three seeds

@@ -2,8 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from melscribe_torch.losses import MarginMSELoss, MultipleNegativesRankingLoss
-from melscribe_torch.training import StudentLoss
+from training_fixtures import loss_from
+
+from melscribe_torch.losses import MarginMSELoss, MultipleNegativesRankingLoss, StudentBatch
+
+
+def student_batch(q, p, n, margins):
+    """A batch whose texts no MarginMSE reads (only in-batch negatives' exclusions do)."""
+    return StudentBatch([""] * len(q), [""] * len(q), q, p, n, margins)
 
 
 def test_margin_mse_closed_form():
@@ -41,9 +47,7 @@ def test_student_margin_mse_is_the_closed_form_on_raw_dot_products():
     # unnormalised embeddings: a dot product here can reach the teacher's logit margins
     q, p, n = (3 * torch.randn(5, 4) for _ in range(3))
     margins = torch.randn(5) * 4
-    loss, parts = StudentLoss(margin_mse_weight=1.0, mnrl_weight=0.0, similarity="dot")(
-        q, p, n, margins
-    )
+    loss, parts = loss_from("loss=margin_mse")(student_batch(q, p, n, margins))
     expected = closed_form_margin_mse(q, p, n, margins)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert parts == {"margin_mse": pytest.approx(expected.item(), rel=1e-5)}
@@ -53,7 +57,9 @@ def test_student_margin_mse_with_cos_is_the_closed_form_on_unit_vectors():
     torch.manual_seed(1)
     q, p, n = (torch.randn(5, 4) for _ in range(3))
     margins = torch.rand(5) * 2 - 1
-    loss, _ = StudentLoss(1.0, 0.0, similarity="cos")(q, p, n, margins)
+    loss, _ = loss_from("loss=margin_mse", "loss.margin_mse.similarity=cos")(
+        student_batch(q, p, n, margins)
+    )
     unit = [F.normalize(e, dim=-1) for e in (q, p, n)]
     assert loss.item() == pytest.approx(closed_form_margin_mse(*unit, margins).item(), rel=1e-5)
 
@@ -63,7 +69,7 @@ def test_student_margin_mse_moves_the_request_toward_the_teachers_ranking():
     # one descent step on q must raise q . p - q . n
     q = torch.tensor([[1.0, 1.0]], requires_grad=True)
     p, n = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
-    loss, _ = StudentLoss(1.0, 0.0, similarity="dot")(q, p, n, torch.tensor([5.0]))
+    loss, _ = loss_from("loss=margin_mse")(student_batch(q, p, n, torch.tensor([5.0])))
     loss.backward()
     with torch.no_grad():
         stepped = q - 0.1 * q.grad
@@ -122,3 +128,45 @@ def test_symmetric_loss_averages_both_directions():
     forward = naive_in_batch_loss(q, d, 20.0, 2)
     backward = naive_in_batch_loss(d[::2], q, 20.0, 1)  # each positive against the requests
     torch.testing.assert_close(got, (forward + backward) / 2)
+
+
+def test_combined_loss_is_the_weighted_sum_of_its_components():
+    torch.manual_seed(2)
+    q, p, n = (torch.randn(4, 8) for _ in range(3))
+    batch = StudentBatch(["a", "b", "c", "d"], ["w", "x", "y", "z"], q, p, n, torch.randn(4))
+    combined = loss_from("loss=margin_mse+mnrl")
+    assert list(combined.weights) == ["margin_mse", "mnrl"]  # the config's order
+    loss, parts = combined(batch)
+    margin_mse = combined.components["margin_mse"](batch)
+    mnrl = combined.components["mnrl"](batch)
+    assert parts == {"margin_mse": margin_mse.item(), "mnrl": mnrl.item()}
+    assert loss.item() == pytest.approx(combined.weights["margin_mse"] * margin_mse.item() + mnrl.item())
+    # what each component reads decides what the pipeline makes: margins need a teacher
+    assert combined.needs_margins and combined.needs_negatives
+    # a weight of 0 leaves a component out, with what it needed
+    only_mnrl = loss_from("loss=margin_mse+mnrl", "loss.margin_mse.weight=0")
+    assert list(only_mnrl.weights) == ["mnrl"] and not only_mnrl.needs_margins
+
+
+def test_in_batch_negatives_with_hard_negatives_use_them_as_extra_columns():
+    torch.manual_seed(3)
+    q, p, n = (torch.randn(3, 8) for _ in range(3))
+    with_negatives = loss_from("loss=mnrl", "loss.mnrl.hard_negatives=true", "loss.mnrl.exclude_described=false")
+    assert with_negatives.needs_negatives
+    got = with_negatives(StudentBatch(["a", "b", "c"], ["x", "y", "z"], q, p, n))[0]
+    documents = torch.stack([p, n], dim=1).flatten(0, 1)  # p0, n0, p1, n1, ...
+    assert got.item() == pytest.approx(naive_in_batch_loss(q, documents, 20.0, 2).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss.mnrl.weight=-1", "loss.mnrl.weight must be >= 0"),
+        ("loss.mnrl._target_=torch.nn.Identity", "is not a LossComponent"),
+        ("loss.mnrl._target_=melscribe_torch.losses.NoSuchLoss", "loss.mnrl"),
+        ("loss.mnrl.weight=0", "no component with a weight > 0"),
+    ],
+)
+def test_a_bad_loss_config_is_one_clear_error(override, message):
+    with pytest.raises(ValueError, match=message):
+        loss_from("loss=mnrl", override)

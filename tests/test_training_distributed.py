@@ -7,9 +7,9 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
+from training_fixtures import train_briefly
 
 from melscribe_torch.models import BiEncoder
-from melscribe_torch.training import StudentLoss, train_bi_encoder
 from melscribe_torch.training.distributed import cleanup, gather_objects, init_distributed
 
 EXAMPLES = [
@@ -30,19 +30,7 @@ def worker(rank: int, world_size: int, port: int, model_dir: str, out_dir: str) 
     if rank == 1:  # a different start: rank 0's weights must be broadcast
         with torch.no_grad():
             next(model.parameters()).add_(1.0)
-    train_bi_encoder(
-        model,
-        EXAMPLES,
-        steps=2,
-        batch_size=2,
-        loss_fn=StudentLoss(),
-        lr=1e-3,
-        warmup_steps=1,
-        precision="fp32",
-        seed=0,
-        rank=rank,
-        world_size=world_size,
-    )
+    train_briefly(model, EXAMPLES, steps=2, batch_size=2, rank=rank, world_size=world_size)
     assert gather_objects(rank) == [0, 1]
     torch.save(model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
     cleanup()

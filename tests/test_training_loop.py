@@ -10,19 +10,17 @@ import torch
 
 from melscribe_torch.data.sampling import RetrievalSet
 from melscribe_torch.models import BiEncoder
+from melscribe_torch.losses import StudentBatch
 from melscribe_torch.training import (
     CheckpointError,
-    StudentLoss,
     batch_indices,
-    in_batch_exclusions,
     known_positive_texts,
     load_checkpoint,
     lr_at,
     set_dropout,
-    train_bi_encoder,
     warmup_for,
 )
-from training_fixtures import train_briefly
+from training_fixtures import loss_from, train_briefly
 
 EXAMPLES = [
     (f"i want {a} {b} music", f"{a}, {b}", f"{c}, slow tempo", m)
@@ -55,7 +53,9 @@ def test_lr_warms_up_linearly_then_decays_to_zero():
     assert lr_at(7, 1.0, 4, 10) == pytest.approx(0.5)
     assert lr_at(10, 1.0, 4, 10) == 0.0
     assert (
-        warmup_for(1000, 100) == 10 and warmup_for(1000, 100_000) == 1000 and warmup_for(5, 3) == 1
+        warmup_for(1000, 100, 0.1) == 10
+        and warmup_for(1000, 100_000, 0.1) == 1000
+        and warmup_for(5, 3, 0.1) == 1
     )
 
 
@@ -121,21 +121,27 @@ def test_a_selected_metric_that_validation_does_not_give_is_a_clear_error(model)
 
 
 def test_mnrl_and_combined_losses_train(model):
-    for loss_fn in (StudentLoss(0.0, 1.0), StudentLoss(1.0, 0.1, similarity="cos")):
+    for loss_fn in (
+        loss_from("loss=mnrl", "loss.mnrl.hard_negatives=true"),
+        loss_from("loss=margin_mse+mnrl", "loss.margin_mse.similarity=cos"),
+    ):
         assert train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)["train_loss"] > 0
 
 
 def test_in_batch_only_loss_never_encodes_the_negatives(model):
-    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False)
-    assert not loss_fn.uses_negatives
+    loss_fn = loss_from("loss=mnrl")
+    assert not loss_fn.needs_negatives and not loss_fn.needs_margins
     forwards = []
     model.register_forward_pre_hook(lambda *_: forwards.append(1))
-    assert train(model, steps=1, loss_fn=loss_fn)["train_loss"] > 0
+    no_margins = [(*example[:3], None) for example in EXAMPLES]  # as a run without a teacher has
+    assert train_briefly(model, no_margins, loss_fn, steps=1)["train_loss"] > 0
     assert len(forwards) == 2  # requests and positives only
-    q, d = torch.randn(4, 8), torch.randn(4, 8)
-    assert loss_fn(q, d, None, torch.zeros(4))[0] > 0
-    with pytest.raises(ValueError, match="hard negatives"):
-        StudentLoss(1.0, 1.0)(q, d, None, torch.zeros(4))
+    batch = StudentBatch(["rock", "jazz"], ["rock", "jazz"], torch.randn(2, 8), torch.randn(2, 8))
+    assert loss_fn(batch)[0] > 0
+    with pytest.raises(ValueError, match="negatives"):
+        loss_from("loss=margin_mse+mnrl")(batch)
+    with pytest.raises(ValueError, match="margins"):
+        train_briefly(model, no_margins, loss_from("loss=margin_mse"), steps=1)
 
 
 def test_dropout_zero_silences_hidden_and_attention_dropout(tiny_model_dir):
@@ -169,10 +175,13 @@ def test_known_positives_are_keyed_by_request_text_and_united_across_requests():
 
 
 def test_excluding_known_positives_changes_the_update_only_where_a_batch_holds_one(model):
-    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False, mnrl_exclude_known_positives=True)
+    plain = loss_from("loss=mnrl", "loss.mnrl.exclude_described=false")
+    loss_fn = loss_from(
+        "loss=mnrl", "loss.mnrl.exclude_described=false", "loss.mnrl.exclude_known_positives=true"
+    )
+    assert loss_fn.needs_known_positives and not plain.needs_known_positives
     with pytest.raises(ValueError, match="known_positives"):
         train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)
-    plain = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False)
     runs = {}
     for name, fn, known in [
         ("plain", plain, None),
@@ -191,13 +200,18 @@ def test_excluding_known_positives_changes_the_update_only_where_a_batch_holds_o
 
 
 def test_positives_a_request_describes_are_not_its_in_batch_negatives(model):
-    assert in_batch_exclusions(StudentLoss(0.0, 1.0), ["rock"], ["rock"], None) is None
-    loss_fn = StudentLoss(0.0, 1.0, mnrl_hard_negatives=False, mnrl_exclude_described=True)
-    mask = in_batch_exclusions(loss_fn, ["rock with no voices", "loud rock guitar"], ["no voices", "rock"], None)
-    assert mask.tolist() == [[True, True], [False, True]]  # the loss ignores the diagonal (its target)
+    def mask(loss_fn, requests, positives):
+        q = torch.zeros(len(requests), 4)
+        return loss_fn.components["mnrl"].exclusions(StudentBatch(requests, positives, q, q))
+
+    plain_fn = loss_from("loss=mnrl", "loss.mnrl.exclude_described=false")
+    assert mask(plain_fn, ["rock"], ["rock"]) is None
+    loss_fn = loss_from("loss=mnrl")  # the default excludes them
+    got = mask(loss_fn, ["rock with no voices", "loud rock guitar"], ["no voices", "rock"])
+    assert got.tolist() == [[True, True], [False, True]]  # the loss ignores the diagonal (its target)
     # No request of EXAMPLES names another's positive: the update is plain in-batch negatives'.
     plain, described = copy.deepcopy(model), copy.deepcopy(model)
-    train(plain, steps=1, loss_fn=StudentLoss(0.0, 1.0, mnrl_hard_negatives=False), weight_decay=0.0)
+    train(plain, steps=1, loss_fn=plain_fn, weight_decay=0.0)
     train(described, steps=1, loss_fn=loss_fn, weight_decay=0.0)
     torch.testing.assert_close(described.state_dict(), plain.state_dict())
     # Every request names every positive: nothing is left to push away, no update.
@@ -221,4 +235,4 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(model, tmp_path):
 
 def test_empty_training_data_is_a_clear_error(model):
     with pytest.raises(ValueError, match="empty"):
-        train_bi_encoder(model, [], steps=1, batch_size=1, loss_fn=StudentLoss())
+        train_briefly(model, [], steps=1, batch_size=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from pathlib import Path
 
@@ -92,18 +93,46 @@ def composed_settings(*overrides: str):
     return settings_from_config(compose_train(["data.root=unused", *overrides]))
 
 
-def train_briefly(model, examples, **overrides):
-    """``train_bi_encoder`` for a few exact fp32 steps of a tiny model; ``overrides`` replace any argument."""
-    from melscribe_torch.training import StudentLoss, train_bi_encoder
+def loss_from(*overrides: str):
+    """The student's loss built from the ``loss`` config group, e.g. ``loss_from("loss=mnrl")``."""
+    from melscribe_torch.losses import build_loss
 
-    args = {
-        "steps": 4,
-        "batch_size": 4,
-        "loss_fn": StudentLoss(),
-        "lr": 1e-3,
-        "warmup_steps": 1,
-        "precision": "fp32",
-        "seed": 0,
-        "log_every": 1,
-    }
-    return train_bi_encoder(model, examples, **{**args, **overrides})
+    return build_loss(composed_settings(*overrides).loss)
+
+
+# What the short test runs change in the YAML's train/optim settings: a few exact fp32 steps.
+BRIEF = {"steps": 4, "batch_size": 4, "precision": "fp32", "warmup": 1, "log_every": 1, "lr": 1e-3}
+FILES = {"checkpoint_path": "checkpoint", "metrics_path": "metrics", "best_dir": "best"}
+
+
+def train_briefly(model, examples, loss_fn=None, seed=0, **overrides):
+    """``train_bi_encoder`` for a few exact fp32 steps of a tiny model.
+
+    ``overrides`` replace ``train``/``optim`` settings by field name (``steps=1``,
+    ``weight_decay=0.0``), name the files (``checkpoint_path``, ``metrics_path``,
+    ``best_dir``), or pass the loop's other arguments (``validate``, ``known_positives``, ...).
+    The loss defaults to ``loss=margin_mse``.
+    """
+    from melscribe_torch.training import TrainingFiles, train_bi_encoder
+
+    settings = composed_settings()
+    train, optim, files, rest = {}, {}, {}, {}
+    for key, value in {**BRIEF, **overrides}.items():
+        if key in FILES:
+            files[FILES[key]] = value
+        elif hasattr(settings.train, key):
+            train[key] = value
+        elif hasattr(settings.optim, key):
+            optim[key] = value
+        else:
+            rest[key] = value
+    return train_bi_encoder(
+        model,
+        examples,
+        loss_fn if loss_fn is not None else loss_from("loss=margin_mse"),
+        dataclasses.replace(settings.train, **train),
+        dataclasses.replace(settings.optim, **optim),
+        seed=seed,
+        files=TrainingFiles(**files),
+        **rest,
+    )

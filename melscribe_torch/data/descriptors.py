@@ -49,7 +49,7 @@ def describes(document: str, request: str) -> bool:
 
     Such a set would be a positive of ``request`` under the paper's sampling (``data.sampling``
     draws from the descriptors that occur in the sentence), so it must not be its negative:
-    ``mining.drop_described`` and the loss's ``mnrl_exclude_described`` use this rule.
+    ``mining.drop_described`` and in-batch negatives' ``loss.mnrl.exclude_described`` use this rule.
 
     The sampling's match is a case-sensitive substring; ignoring case here drops a few more
     negatives ("Rock" at the start of a sentence), on the side of caution.

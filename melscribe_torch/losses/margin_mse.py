@@ -1,9 +1,12 @@
-"""MarginMSE: regress the student's score margin onto the teacher's."""
+"""MarginMSE: regress the student's score margin onto the teacher's (``loss=margin_mse``)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .base import LossComponent, StudentBatch
 
 
 class MarginMSELoss(nn.Module):
@@ -34,3 +37,29 @@ class MarginMSELoss(nn.Module):
 
     def forward(self, pos_scores: torch.Tensor, neg_scores: torch.Tensor, teacher_margins: torch.Tensor) -> torch.Tensor:
         return self.mse((pos_scores - neg_scores).float(), teacher_margins.float())
+
+
+class MarginMSE(LossComponent):
+    """The student's MarginMSE (GPL): its (q·p − q·n) regressed onto the teacher's margin.
+
+    Args:
+        similarity: "dot" (the paper) or "cos" student scores.
+    """
+
+    needs_margins = True
+    needs_negatives = True
+
+    def __init__(self, similarity: str) -> None:
+        super().__init__()
+        if similarity not in ("dot", "cos"):
+            raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+        self.similarity = similarity
+        self.margin_mse = MarginMSELoss()
+
+    def forward(self, batch: StudentBatch) -> torch.Tensor:
+        q, p, n = (
+            (F.normalize(e, dim=-1) for e in (batch.q, batch.p, batch.n))
+            if self.similarity == "cos"
+            else (batch.q, batch.p, batch.n)
+        )
+        return self.margin_mse((q * p).sum(-1), (q * n).sum(-1), batch.margins)

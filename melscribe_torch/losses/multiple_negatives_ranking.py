@@ -1,10 +1,13 @@
-"""In-batch negatives: each request's positive against every other document in the batch."""
+"""In-batch negatives: each request's positive against every other document in the batch (``loss=mnrl``)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data.descriptors import describes
+from .base import LossComponent, StudentBatch
 
 
 class MultipleNegativesRankingLoss(nn.Module):
@@ -64,3 +67,63 @@ class MultipleNegativesRankingLoss(nn.Module):
             # Each positive against every request of the batch: (B, B), same masking transposed.
             loss = (loss + F.cross_entropy(scores[:, targets].T, targets // group_size)) / 2
         return loss
+
+
+class InBatchNegatives(LossComponent):
+    """MNRL on the student's batch: each request against every positive of the batch.
+
+    Args:
+        scale: Inverse temperature (``MultipleNegativesRankingLoss``).
+        similarity: "cos" or "dot".
+        symmetric: Also rank the batch's requests for each positive.
+        hard_negatives: Each request's mined negative joins the batch's columns (G = 2);
+            False: only the batch's positives (G = 1), and the negatives are not embedded.
+        exclude_known_positives: Another request's positive that is also a positive of this
+            request is not one of its negatives (the loop then passes ``known_positives``).
+        exclude_described: Another request's positive whose every descriptor this request names
+            (``data.descriptors.describes``: the sampling would have made it a positive) is not
+            one of its negatives: about 6 of the 992 negatives of a batch of 32.
+    """
+
+    def __init__(
+        self,
+        scale: float,
+        similarity: str,
+        symmetric: bool,
+        hard_negatives: bool,
+        exclude_known_positives: bool,
+        exclude_described: bool,
+    ) -> None:
+        super().__init__()
+        self.scale, self.similarity, self.symmetric = scale, similarity, symmetric
+        self.hard_negatives = hard_negatives
+        self.exclude_known_positives = exclude_known_positives
+        self.exclude_described = exclude_described
+        self.needs_negatives = hard_negatives
+        self.needs_known_positives = exclude_known_positives
+        self.mnrl = MultipleNegativesRankingLoss(scale=scale, similarity=similarity, symmetric=symmetric)
+
+    def exclusions(self, batch: StudentBatch) -> torch.Tensor | None:
+        """(B, B) bool: True where positive j must not be a negative of request i; None: no mask.
+
+        The diagonal is the loss's target and never masked there.
+        """
+        if not (self.exclude_known_positives or self.exclude_described):
+            return None
+        if self.exclude_known_positives and batch.known_positives is None:
+            raise ValueError("in-batch negatives exclude known positives: the batch needs known_positives")
+        rows = []
+        for request in batch.requests:
+            known = batch.known_positives.get(request, ()) if self.exclude_known_positives else ()
+            rows.append(
+                [p in known or (self.exclude_described and describes(p, request)) for p in batch.positives]
+            )
+        return torch.tensor(rows, dtype=torch.bool, device=batch.q.device)
+
+    def forward(self, batch: StudentBatch) -> torch.Tensor:
+        documents, columns = batch.p, self.exclusions(batch)
+        if self.hard_negatives:
+            documents = torch.stack([batch.p, batch.n], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
+            if columns is not None:  # a mined negative is never masked
+                columns = torch.stack([columns, torch.zeros_like(columns)], dim=2).flatten(1, 2)
+        return self.mnrl(batch.q, documents, columns)

@@ -2,7 +2,7 @@
 
 from .run import run_pipeline
 from .runner import StageRunner
-from .settings import (
+from ..settings import (
     DataSettings,
     LossSettings,
     MiningSettings,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from ..data import RetrievalSet
 from ..io import atomic_write_json
+from ..losses import WeightedSum, build_loss
 from ..models import BiEncoder
 from ..provenance import library_versions, machine_info
 from ..run_folder import (
@@ -37,16 +37,15 @@ from ..run_folder import (
     read_validation_sets,
 )
 from ..training import (
-    StudentLoss,
+    TrainingFiles,
     examples_from_tuples,
     known_positive_texts,
     train_bi_encoder,
     validation_metrics,
-    warmup_for,
 )
 from ..training.distributed import barrier
 from .runner import StageRunner, remove
-from .settings import Settings
+from ..settings import Settings
 from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,8 @@ def run_pipeline(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data, train, loss, seed = settings.data, settings.train, settings.loss, settings.seed
+    data, train, seed = settings.data, settings.train, settings.seed
+    loss_fn = build_loss(settings.loss)  # a wrong loss config fails before any stage runs
     tic = time.perf_counter()
     student = load_student(settings.model, device)
     timings = {"load_student": time.perf_counter() - tic}
@@ -90,7 +90,7 @@ def run_pipeline(
         all_ranks=True,
     )
     num_tuples = train.steps * train.batch_size * train.grad_accum * world_size
-    if loss.margin_mse_weight > 0:
+    if loss_fn.needs_margins:
         stages.run(
             "teacher",
             TEACHER_DIR,
@@ -109,24 +109,23 @@ def run_pipeline(
         rows = read_training_rows(run_dir, with_margins=True)
     else:
         # No margin is used (in-batch negatives alone): no teacher to train, no pair to score.
-        log.info("loss uses no teacher margin (margin_mse_weight=0): teacher and labelling skipped")
+        log.info("the loss reads no teacher margin: teacher and labelling skipped")
         stages.run(
             "tuples",
             TUPLES_FILE,
             {"num_tuples": num_tuples, "seed": seed},
             lambda p: write_tuples(p, run_dir, num_tuples, seed),
         )
-        # NaN, not a made-up number: a loss that read it would fail at once.
-        rows = [(*ids, math.nan) for ids in read_training_rows(run_dir, with_margins=False)]
+        rows = read_training_rows(run_dir, with_margins=False)
     train_settings = {
         "model": asdict(settings.model),
         "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after")},
-        "loss": asdict(loss),
+        "loss": settings.loss,
         "optim": asdict(settings.optim),
         "seed": seed,
         "world_size": world_size,
     }
-    student_run = StudentRun(run_dir, settings, stages, pairs, rows, train_settings, timings)
+    student_run = StudentRun(run_dir, settings, loss_fn, stages, pairs, rows, train_settings, timings)
     stages.run(
         "train",
         RESULTS_FILE,
@@ -146,13 +145,14 @@ class StudentRun:
         self,
         run_dir: Path,
         settings: Settings,
+        loss_fn: WeightedSum,
         stages: StageRunner,
         pairs: RetrievalSet,
         rows: list[tuple],
         train_settings: dict[str, Any],
         timings: dict[str, float],
     ) -> None:
-        self.run_dir, self.settings, self.stages = run_dir, settings, stages
+        self.run_dir, self.settings, self.loss_fn, self.stages = run_dir, settings, loss_fn, stages
         self.pairs, self.train_settings, self.timings = pairs, train_settings, timings
         self.examples = examples_from_tuples(pairs, rows)
 
@@ -167,31 +167,18 @@ class StudentRun:
 
     def train(self, path: Path, student: BiEncoder, rank: int, world_size: int) -> None:
         started = time.perf_counter()
-        run_dir, data, train, optim = self.run_dir, self.settings.data, self.settings.train, self.settings.optim
-        seed = self.settings.seed
+        run_dir, data, train = self.run_dir, self.settings.data, self.settings.train
         self.clear_stale(path, rank)
         valid_sets = read_validation_sets(run_dir, data.valid_seeds)
         request_valid_sets = read_validation_sets(run_dir, data.valid_seeds, REQUEST_SETS)
-        loss_fn = StudentLoss(**asdict(self.settings.loss))
         summary = train_bi_encoder(
             student,
             self.examples,
-            steps=train.steps,
-            batch_size=train.batch_size,
-            grad_accum=train.grad_accum,
-            loss_fn=loss_fn,
-            lr=optim.lr,
-            weight_decay=optim.weight_decay,
-            warmup_steps=warmup_for(train.warmup, train.steps, train.warmup_max_fraction),
-            max_grad_norm=optim.max_grad_norm,
-            precision=train.precision,
-            dropout=train.dropout,
-            max_query_len=train.max_query_len,
-            max_doc_len=train.max_doc_len,
-            seed=seed,
-            checkpoint_path=run_dir / CHECKPOINT_FILE,
-            checkpoint_every=train.checkpoint_every,
-            resume_from=train.resume_from,
+            self.loss_fn,
+            train,
+            self.settings.optim,
+            seed=self.settings.seed,
+            files=TrainingFiles(run_dir / CHECKPOINT_FILE, run_dir / METRICS_FILE, run_dir / BEST_DIR),
             validate=lambda m: validation_metrics(
                 m,
                 valid_sets,
@@ -200,17 +187,10 @@ class StudentRun:
                 batch_size=train.encode_batch_size,
                 precision=train.precision,
             ),
-            select_metric=train.select_metric,
-            eval_every=train.eval_every,
-            best_dir=run_dir / BEST_DIR,
-            metrics_path=run_dir / METRICS_FILE,
-            log_every=train.log_every,
-            stop_after=train.stop_after,
             config=self.train_settings,
+            known_positives=known_positive_texts(self.pairs) if self.loss_fn.needs_known_positives else None,
             rank=rank,
             world_size=world_size,
-            known_positives=known_positive_texts(self.pairs) if loss_fn.exclude_known_positives else None,
-            ema_decay=train.ema_decay,
         )
         if summary["step"] < train.steps:
             raise SystemExit(

@@ -31,7 +31,7 @@ from ..run_folder import (
     read_mined_negatives,
     validation_dir,
 )
-from .settings import DataSettings, MiningSettings, ModelSettings, TeacherSettings
+from ..settings import DataSettings, MiningSettings, ModelSettings, TeacherSettings
 
 log = logging.getLogger(__name__)
 

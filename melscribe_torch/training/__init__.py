@@ -2,18 +2,16 @@
 
 from .batches import TrainingExample, batch_indices, examples_from_tuples, known_positive_texts
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..losses.student import StudentLoss, in_batch_exclusions
-from .loop import set_dropout, train_bi_encoder
+from .loop import TrainingFiles, set_dropout, train_bi_encoder
 from .schedule import lr_at, warmup_for
 from .validation import validation_metrics, validation_recall
 
 __all__ = [
     "CheckpointError",
-    "StudentLoss",
     "TrainingExample",
+    "TrainingFiles",
     "batch_indices",
     "examples_from_tuples",
-    "in_batch_exclusions",
     "known_positive_texts",
     "load_checkpoint",
     "lr_at",

@@ -4,7 +4,8 @@ A training example is one GPL tuple with its texts::
 
     (request, positive descriptor set, hard-negative descriptor set, teacher margin)
 
-where ``margin = CE(request, positive) - CE(request, negative)`` from the cross-encoder teacher.
+where ``margin = CE(request, positive) - CE(request, negative)`` from the cross-encoder teacher,
+or None when the loss reads no margin (no teacher was trained).
 
 The batch order is a pure function of (seed, epoch): micro-batch ``m`` (counted over the
 whole run) is found without replaying the ones before it, so a resumed run sees exactly
@@ -19,13 +20,12 @@ import torch
 
 from ..data.sampling import RetrievalSet
 
-TrainingExample = tuple[str, str, str, float]
+TrainingExample = tuple[str, str, str, float | None]
 
 
-def examples_from_tuples(
-    pairs: RetrievalSet, rows: Sequence[tuple[str, str, str, float]]
-) -> list[TrainingExample]:
-    """Look up the texts of (qid, pos_id, neg_id, margin) rows (as ``labeling.read_gpl_training_data`` gives).
+def examples_from_tuples(pairs: RetrievalSet, rows: Sequence[tuple]) -> list[TrainingExample]:
+    """Look up the texts of (qid, pos_id, neg_id, margin) rows (``labeling.read_gpl_training_data``)
+    or of (qid, pos_id, neg_id) rows without a teacher (``labeling.read_training_tuples``).
 
     Raises:
         ValueError: no rows, or a row whose id is not in ``pairs`` (the row number says which).
@@ -35,7 +35,7 @@ def examples_from_tuples(
             "no GPL training tuples: the training data is empty; check the pseudo-label stage"
         )
     examples = []
-    for i, (qid, pos_id, neg_id, margin) in enumerate(rows):
+    for i, (qid, pos_id, neg_id, *margin) in enumerate(rows):
         if qid not in pairs.queries:
             raise ValueError(f"GPL tuple {i}: request id {qid!r} is not in the training requests")
         for doc_id in (pos_id, neg_id):
@@ -44,7 +44,12 @@ def examples_from_tuples(
                     f"GPL tuple {i}: document id {doc_id!r} is not in the training corpus"
                 )
         examples.append(
-            (pairs.queries[qid], pairs.corpus[pos_id], pairs.corpus[neg_id], float(margin))
+            (
+                pairs.queries[qid],
+                pairs.corpus[pos_id],
+                pairs.corpus[neg_id],
+                float(margin[0]) if margin else None,
+            )
         )
     return examples
 

@@ -1,9 +1,9 @@
 """The bi-encoder training loop (GPL stage 5), plain PyTorch, readable top to bottom.
 
 Per optimizer step: ``grad_accum`` micro-batches of (request, positive, negative, margin),
-each embedded by the one shared encoder and scored by dot product (or cosine); the loss
-is MarginMSE on (q·p − q·n) against the teacher margin, in-batch negatives (MNRL), or a
-weighted sum of both. Then: unscale → clip → step → ``zero_grad(set_to_none=True)``.
+each embedded by the one shared encoder; the loss (``losses.WeightedSum``, built from the
+``loss`` config group) scores them, and says whether it reads the negatives and the
+teacher's margins. Then: unscale → clip → step → ``zero_grad(set_to_none=True)``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,16 +24,34 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..io import atomic_write_text
-from ..losses.student import StudentLoss, in_batch_exclusions
+from ..losses import StudentBatch, WeightedSum
 from ..models.inference import autocast_context, training_attention
+from ..settings import OptimSettings, TrainSettings
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .distributed import average_gradients, barrier, broadcast_parameters
 from .optimizer import build_adamw
-from .schedule import lr_at
+from .schedule import lr_at, warmup_for
 from .weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingFiles:
+    """Where the loop writes; None: not written (a test, a benchmark).
+
+    Attributes:
+        checkpoint: Saved every ``train.checkpoint_every`` steps and at the end; resumed from
+            when it exists (unless ``train.resume_from`` names another).
+        metrics: ``metrics.jsonl``: one flat dict per logged step and per validation.
+        best: ``model.save`` target when the selected validation metric improves.
+    """
+
+    checkpoint: Path | None = None
+    metrics: Path | None = None
+    best: Path | None = None
+
 
 def _tokenize(
     model, texts: Sequence[str], max_length: int, device: torch.device
@@ -87,101 +106,74 @@ def _as_metrics(value: float | Mapping[str, float]) -> dict[str, float]:
 def train_bi_encoder(
     model,
     examples: Sequence[TrainingExample],
+    loss_fn: WeightedSum,
+    train: TrainSettings,
+    optim: OptimSettings,
     *,
-    steps: int,
-    batch_size: int,
-    loss_fn: StudentLoss,
-    grad_accum: int = 1,
-    lr: float = 2e-5,
-    weight_decay: float = 0.01,
-    warmup_steps: int = 1000,
-    max_grad_norm: float = 1.0,
-    precision: str = "fp32",
-    dropout: float | None = None,
-    max_query_len: int = 64,
-    max_doc_len: int = 256,
-    seed: int = 0,
-    checkpoint_path: str | Path | None = None,
-    checkpoint_every: int = 0,
-    resume_from: str | Path | None = None,
+    seed: int,
+    files: TrainingFiles | None = None,
     validate: Callable[[Any], float | Mapping[str, float]] | None = None,
-    select_metric: str = "valid_recall@10",
-    eval_every: int = 0,
-    best_dir: str | Path | None = None,
-    metrics_path: str | Path | None = None,
-    log_every: int = 10,
-    stop_after: int | None = None,
     config: dict | None = None,
+    known_positives: Mapping[str, Collection[str]] | None = None,
     rank: int = 0,
     world_size: int = 1,
-    known_positives: Mapping[str, Collection[str]] | None = None,
-    ema_decay: float | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (a ``BiEncoder``) in place.
 
     Args:
         model: The student, on its training device.
-        examples: (request, positive, negative, margin) tuples.
-        steps: Total optimizer steps of the run (the schedule decays to 0 there).
-        batch_size: Examples per micro-batch and rank.
-        loss_fn: The objective.
-        grad_accum: Micro-batches per optimizer step.
-        lr, weight_decay: AdamW settings.
-        warmup_steps: Linear warmup length (already clamped for short runs, see ``warmup_for``).
-        max_grad_norm: Gradient clipping threshold.
-        precision: "fp32", "bf16" or "fp16" (GPU; with a GradScaler) autocast.
-        dropout: Probability of every dropout in the student (hidden states and attention
-            weights); None keeps the backbone's own (0.1 for BERT-like models).
-        max_query_len, max_doc_len: Truncation of requests / descriptor sets, in tokens.
+        examples: (request, positive, negative, margin) tuples; margin None without a teacher.
+        loss_fn: The objective (``losses.build_loss``).
+        train: Steps, batches, precision, dropout, truncation, warmup, checkpoint, validation
+            and log cadence, ``stop_after``, ``select_metric`` and the weight average (the
+            ``train`` config group; ``hydra_conf/train/default.yaml`` says what each does).
+            ``select_metric`` ``ema_<metric>`` follows the weight average's score and saves the
+            averaged weights; the model then ends holding the average.
+        optim: AdamW's learning rate, weight decay and gradient clipping (``optim`` group).
         seed: Seeds the data order and dropout; a resumed run keeps the checkpoint's seed.
-        checkpoint_path: Where to save (and look for) the checkpoint; None: no checkpoints.
-        checkpoint_every: Save every N steps (and at the end); 0: only at the end.
-        resume_from: An explicit checkpoint to resume from (else ``checkpoint_path`` if it exists).
+        files: Checkpoint, metrics log and best model paths.
         validate: model -> validation metric (higher is better), or a dict of named metrics,
-            run every ``eval_every`` steps and at the end; every metric goes to ``metrics_path``.
-        select_metric: The metric ``best_dir`` follows (a plain float is ``valid_recall@10``);
-            ``ema_<metric>`` follows the weight average's score and saves the averaged weights.
-        eval_every: 0: only at the end.
-        best_dir: ``model.save`` target when the validation metric improves.
-        metrics_path: ``metrics.jsonl``: one flat dict per logged step and per validation.
-        log_every: Steps between log rows.
-        stop_after: End this process after this step (checkpointed), e.g. to fit a time slot; rerun to resume.
+            run every ``train.eval_every`` steps (0: only at the end) and at the end.
         config: Stored in the checkpoint; a resume warns when it differs.
-        rank, world_size: This process under DDP (gradients averaged over ranks).
         known_positives: Request text -> its positive texts (``known_positive_texts``);
-            needed when ``loss_fn.exclude_known_positives``.
-        ema_decay: Keep an exponential moving average of the weights (``WeightAverage``):
-            every validation also scores it (its metrics prefixed ``ema_``) and it is
-            checkpointed. When ``select_metric`` is an ``ema_`` metric, ``model`` ends holding
-            the average. None: no average.
+            needed when ``loss_fn.needs_known_positives``.
+        rank, world_size: This process under DDP (gradients averaged over ranks).
 
     Returns:
         ``{"step", "best_metric", "last_metric", "last_metrics", "select_metric", "train_loss",
         "examples_per_s", "truncated_requests", "resumed_from"}``.
     """
+    steps, batch_size, grad_accum = train.steps, train.batch_size, train.grad_accum
+    precision, max_query_len, max_doc_len = train.precision, train.max_query_len, train.max_doc_len
+    select_metric, eval_every, log_every = train.select_metric, train.eval_every, train.log_every
+    lr, warmup_steps = optim.lr, warmup_for(train.warmup, steps, train.warmup_max_fraction)
+    files = files or TrainingFiles()
+    best_dir = files.best
     if not examples:
         raise ValueError("no training examples: the training data is empty")
     if steps < 1 or grad_accum < 1 or batch_size < 1:
         raise ValueError(
             f"steps, grad_accum and batch_size must be >= 1, got {steps}, {grad_accum}, {batch_size}"
         )
-    if loss_fn.exclude_known_positives and known_positives is None:
+    if loss_fn.needs_known_positives and known_positives is None:
         raise ValueError("the loss excludes known positives from in-batch negatives: pass known_positives")
+    if loss_fn.needs_margins and any(e[3] is None for e in examples):
+        raise ValueError("the loss needs the teacher's margins, and the training tuples have none")
     device = model.device
-    if dropout is not None:
-        set_dropout(model, dropout)
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
-    optimizer = build_adamw(model.parameters(), lr, weight_decay, device)
+    if train.dropout is not None:
+        set_dropout(model, train.dropout)
+    checkpoint_path = Path(files.checkpoint) if files.checkpoint else None
+    metrics_path = Path(files.metrics) if files.metrics and rank == 0 else None
+    optimizer = build_adamw(model.parameters(), lr, optim.weight_decay, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     selects_average = select_metric.startswith("ema_")
-    if selects_average and ema_decay is None:
+    if selects_average and train.ema_decay is None:
         raise ValueError(f"train.select_metric {select_metric!r} needs a weight average: set train.ema_decay")
 
     step, best_metric, resumed_from = 0, None, None
     resume = (
-        Path(resume_from)
-        if resume_from
+        Path(train.resume_from)
+        if train.resume_from
         else checkpoint_path
         if checkpoint_path and checkpoint_path.is_file()
         else None
@@ -204,7 +196,7 @@ def train_bi_encoder(
     else:
         torch.manual_seed(seed)
         broadcast_parameters(model)
-    weight_average = WeightAverage(model, ema_decay) if ema_decay is not None else None
+    weight_average = WeightAverage(model, train.ema_decay) if train.ema_decay is not None else None
     if weight_average is not None and resume is not None:
         if "ema" in state:
             weight_average.load_state_dict(state["ema"])
@@ -276,7 +268,7 @@ def train_bi_encoder(
 
     model.train()
     losses, seen, tic = [], 0, time.perf_counter()
-    end = steps if stop_after is None else min(steps, stop_after)
+    end = steps if train.stop_after is None else min(steps, train.stop_after)
     bar = tqdm(total=steps, initial=step, desc="train", disable=rank != 0 or steps - step < 20)
     while step < end:
         for group in optimizer.param_groups:
@@ -295,23 +287,28 @@ def train_bi_encoder(
                 p_emb = model(**_tokenize(model, positives, max_doc_len, device))
                 n_emb = (
                     model(**_tokenize(model, negatives, max_doc_len, device))
-                    if loss_fn.uses_negatives
+                    if loss_fn.needs_negatives
                     else None  # a third of the step's compute saved
                 )
-            exclude = in_batch_exclusions(loss_fn, requests, positives, known_positives, device)
             loss, _ = loss_fn(
-                q_emb,
-                p_emb,
-                n_emb,
-                torch.tensor(margins, dtype=torch.float32, device=device),
-                exclude,
+                StudentBatch(
+                    requests,
+                    positives,
+                    q_emb.float(),
+                    p_emb.float(),
+                    n_emb.float() if n_emb is not None else None,
+                    torch.tensor(margins, dtype=torch.float32, device=device)
+                    if loss_fn.needs_margins
+                    else None,
+                    known_positives if loss_fn.needs_known_positives else None,
+                )
             )
             loss = loss / grad_accum  # the step's gradient is the mean over its micro-batches
             scaler.scale(loss).backward()
             step_loss += loss.item()
         average_gradients(model)
         scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), optim.max_grad_norm))
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -341,7 +338,7 @@ def train_bi_encoder(
         if eval_every and step % eval_every == 0 and step < steps:
             run_validation()
             model.train()
-        if checkpoint_every and step % checkpoint_every == 0:
+        if train.checkpoint_every and step % train.checkpoint_every == 0:
             checkpoint()
     bar.close()
     elapsed = time.perf_counter() - tic

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def warmup_for(warmup_steps: int, total_steps: int, max_fraction: float = 0.1) -> int:
+def warmup_for(warmup_steps: int, total_steps: int, max_fraction: float) -> int:
     """Warmup length actually used: ``warmup_steps``, clamped to ``max_fraction`` of a short run.
 
     A 1000-step warmup in a 100-step run would never reach the peak learning rate.

@@ -1,8 +1,10 @@
-"""The pipeline's settings: typed views of the composed Hydra config, one per config group.
+"""The training run's settings: typed views of the composed Hydra config, one per config group.
 
 No field has a default: every value comes from the YAML (``hydra_conf/<group>/*.yaml``), so
 a default is written once and cannot drift. ``settings_from_config`` builds them all, and
-names the group and key when the config lacks one or has one no setting reads.
+names the group and key when the config lacks one or has one no setting reads. The ``loss``
+group stays a mapping of components (``losses.build_loss`` builds it): each loss brings
+its own options.
 """
 
 from __future__ import annotations
@@ -88,17 +90,8 @@ class TrainSettings:
     ema_decay: float | None
 
 
-@dataclass
-class LossSettings:
-    margin_mse_weight: float
-    mnrl_weight: float
-    similarity: str
-    mnrl_scale: float
-    mnrl_similarity: str
-    mnrl_hard_negatives: bool
-    mnrl_symmetric: bool
-    mnrl_exclude_known_positives: bool
-    mnrl_exclude_described: bool
+# Component name -> {_target_: its class, weight: ..., its own options} (``losses.build_loss``).
+LossSettings = dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -128,7 +121,6 @@ GROUPS = {
     "mining": MiningSettings,
     "teacher": TeacherSettings,
     "train": TrainSettings,
-    "loss": LossSettings,
     "optim": OptimSettings,
 }
 
@@ -151,4 +143,4 @@ def settings_from_config(cfg: DictConfig | Mapping[str, Any]) -> Settings:
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     built = {group: section_settings(cls, cfg[group], group) for group, cls in GROUPS.items()}
-    return Settings(**built, seed=cfg["seed"])
+    return Settings(**built, loss=dict(cfg["loss"]), seed=cfg["seed"])

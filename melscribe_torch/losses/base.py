@@ -1,0 +1,47 @@
+"""What a student loss component sees, and what it tells the pipeline and the loop it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+
+@dataclass
+class StudentBatch:
+    """One micro-batch of the student, as a loss component reads it.
+
+    Shapes:
+        q, p: (B, H) fp32 embeddings of the requests and their positives.
+        n: (B, H) fp32 embeddings of the mined negatives; None unless a component
+            ``needs_negatives`` (the loop then saves a third of the step's compute).
+        margins: (B,) the teacher's margins, CE(q, p) - CE(q, n); None unless a component
+            ``needs_margins`` (no teacher is trained otherwise).
+    """
+
+    requests: Sequence[str]
+    positives: Sequence[str]
+    q: Tensor
+    p: Tensor
+    n: Tensor | None = None
+    margins: Tensor | None = None
+    # Request text -> the texts of all its positives; None unless ``needs_known_positives``.
+    known_positives: Mapping[str, Collection[str]] | None = None
+
+
+class LossComponent(nn.Module):
+    """One term of the student's loss: ``forward(batch) -> ()`` tensor.
+
+    A component says what it reads beyond the requests' and positives' embeddings; the
+    pipeline trains a teacher and labels margins only for a loss that ``needs_margins``, and
+    the loop embeds the mined negatives only for one that ``needs_negatives``. Subclasses
+    set these in ``__init__`` (they may depend on the component's options).
+    """
+
+    needs_margins: bool = False
+    needs_negatives: bool = False
+    needs_known_positives: bool = False
+
+    def forward(self, batch: StudentBatch) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
