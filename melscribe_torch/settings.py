@@ -98,6 +98,7 @@ LossSettings = dict[str, dict[str, Any]]
 class OptimSettings:
     lr: float
     weight_decay: float
+    decay_bias_and_norm: bool
     max_grad_norm: float
 
 

@@ -30,7 +30,7 @@ from ..settings import OptimSettings, TrainSettings
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .distributed import average_gradients, barrier, broadcast_parameters
-from .optimizer import build_adamw
+from .optimizer import build_adamw, decay_groups
 from .schedule import lr_at, warmup_for
 from .weight_average import WeightAverage
 
@@ -129,7 +129,8 @@ def train_bi_encoder(
             ``train`` config group; ``hydra_conf/train/default.yaml`` says what each does).
             ``select_metric`` ``ema_<metric>`` follows the weight average's score and saves the
             averaged weights; the model then ends holding the average.
-        optim: AdamW's learning rate, weight decay and gradient clipping (``optim`` group).
+        optim: AdamW's learning rate, weight decay (on biases and norm weights too, or not:
+            ``optimizer.decay_groups``) and gradient clipping (the ``optim`` config group).
         seed: Seeds the data order and dropout; a resumed run keeps the checkpoint's seed.
         files: Checkpoint, metrics log and best model paths.
         validate: model -> validation metric (higher is better), or a dict of named metrics,
@@ -164,7 +165,9 @@ def train_bi_encoder(
         set_dropout(model, train.dropout)
     checkpoint_path = Path(files.checkpoint) if files.checkpoint else None
     metrics_path = Path(files.metrics) if files.metrics and rank == 0 else None
-    optimizer = build_adamw(model.parameters(), lr, optim.weight_decay, device)
+    optimizer = build_adamw(
+        decay_groups(model, optim.weight_decay, optim.decay_bias_and_norm), lr, optim.weight_decay, device
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     selects_average = select_metric.startswith("ema_")
     if selects_average and train.ema_decay is None:
