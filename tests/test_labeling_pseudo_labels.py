@@ -103,7 +103,7 @@ def test_margins_equal_a_naive_forward_loop_and_each_pair_is_scored_once(teacher
     data = pairs()
     tuples = sample_training_tuples(HARD, 16, seed=0)
     counting = CountingTeacher(teacher)
-    margins = label_margins(counting, data, tuples, batch_size=3)
+    margins = label_margins(counting, data, tuples, batch_size=3, precision="fp32")
 
     distinct = {(data.queries[q], data.corpus[d]) for q, p, n in tuples for d in (p, n)}
     assert len(counting.scored) == len(distinct) == len(set(counting.scored))
@@ -124,15 +124,15 @@ def test_bf16_margins_stay_close_to_fp32(teacher):
     # and size, not just be numbers.
     data = pairs()
     tuples = sample_training_tuples(HARD, 16, seed=0)
-    fp32 = torch.tensor(label_margins(teacher, data, tuples, precision="fp32"))
-    bf16 = torch.tensor(label_margins(teacher, data, tuples, precision="bf16"))
+    fp32 = torch.tensor(label_margins(teacher, data, tuples, batch_size=128, precision="fp32"))
+    bf16 = torch.tensor(label_margins(teacher, data, tuples, batch_size=128, precision="bf16"))
     assert not torch.equal(fp32, bf16)  # autocast really ran
     torch.testing.assert_close(bf16, fp32, atol=0.05 * fp32.abs().max().item() + 1e-3, rtol=0)
 
 
 def test_margins_refuse_unknown_ids(teacher):
     with pytest.raises(KeyError, match="d99"):
-        label_margins(teacher, pairs(), [("q0", "d0", "d99")])
+        label_margins(teacher, pairs(), [("q0", "d0", "d99")], batch_size=128, precision="fp32")
 
 
 def test_gpl_file_round_trip(tmp_path):

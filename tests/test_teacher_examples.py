@@ -43,7 +43,8 @@ def test_each_positive_gets_its_hard_and_random_negatives():
 
 def test_deterministic_for_a_seed_and_random_only_without_mining():
     data = pairs()
-    assert build_teacher_examples(data, HARD, seed=3) == build_teacher_examples(data, HARD, seed=3)
+    one_each = {"negatives_per_positive": 1, "random_negatives": 1, "seed": 3}
+    assert build_teacher_examples(data, HARD, **one_each) == build_teacher_examples(data, HARD, **one_each)
     examples = build_teacher_examples(
         data, None, negatives_per_positive=5, random_negatives=2, seed=0
     )
@@ -53,11 +54,11 @@ def test_deterministic_for_a_seed_and_random_only_without_mining():
 def test_negatives_from_another_corpus_are_refused():
     bad = {"q1": {"qid": "q1", "pos": ["d2"], "neg": {"a": ["d99"]}}}
     with pytest.raises(KeyError, match="d99"):
-        build_teacher_examples(pairs(), bad)
+        build_teacher_examples(pairs(), bad, negatives_per_positive=1, random_negatives=1, seed=0)
 
 
 def test_split_holds_out_whole_requests():
-    examples = build_teacher_examples(pairs(), HARD, seed=0)
+    examples = build_teacher_examples(pairs(), HARD, negatives_per_positive=1, random_negatives=1, seed=0)
     train, valid = split_examples(examples, valid_fraction=0.34, seed=0)
     assert len(train) + len(valid) == len(examples) and valid
     assert not {q for q, _, _ in train} & {q for q, _, _ in valid}

@@ -52,6 +52,7 @@ def test_loss_falls_on_a_separable_toy_set(teacher):
         lr=1e-2,
         warmup_steps=3,
         precision="bf16",
+        seed=0,
     )
     assert metrics["loss"] < 0.5 * before["loss"] and metrics["accuracy"] == 1.0
     assert metrics["auc"] > before["auc"] and metrics["auc"] > 0.9
@@ -66,7 +67,8 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir):
         torch.manual_seed(5)
         model = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
         train_cross_encoder(
-            model, examples, examples[:4], steps=3, batch_size=4, precision="fp32", seed=1
+            model, examples, examples[:4], steps=3, batch_size=4, lr=2e-5, warmup_steps=100,
+            precision="fp32", seed=1,
         )
         results.append(model.predict([(q, d) for q, d, _ in examples]))
     torch.testing.assert_close(results[0], results[1])
@@ -74,7 +76,10 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir):
 
 def test_fp16_on_cpu_is_refused(teacher):
     with pytest.raises(ValueError, match="fp16"):
-        train_cross_encoder(teacher, toy_examples(), toy_examples(), steps=1, precision="fp16")
+        train_cross_encoder(
+            teacher, toy_examples(), toy_examples(), steps=1, batch_size=8, lr=2e-5,
+            warmup_steps=1, precision="fp16", seed=0,
+        )
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -123,6 +128,7 @@ def test_fp16_training_on_cuda_uses_the_grad_scaler(teacher):
         lr=1e-2,
         warmup_steps=3,
         precision="fp16",
+        seed=0,
         device="cuda",
     )
     assert metrics["accuracy"] == 1.0 and teacher.device.type == "cuda"

@@ -68,8 +68,9 @@ def label_margins(
     cross_encoder,
     pairs: RetrievalSet,
     tuples: Sequence[Tuple],
-    batch_size: int = 128,
-    precision: str = "fp32",
+    *,
+    batch_size: int,
+    precision: str,
 ) -> list[float]:
     """Teacher margins CE(request, pos) - CE(request, neg), one per tuple.
 

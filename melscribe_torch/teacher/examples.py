@@ -17,9 +17,10 @@ from melscribe_torch.data import RetrievalSet
 def build_teacher_examples(
     pairs: RetrievalSet,
     hard_negatives: dict[str, dict] | None,
-    negatives_per_positive: int = 1,
-    random_negatives: int = 1,
-    seed: int = 0,
+    *,
+    negatives_per_positive: int,
+    random_negatives: int,
+    seed: int,
 ) -> list[tuple[str, str, float]]:
     """Labelled pairs to train the cross-encoder teacher on; deterministic for a seed.
 
@@ -65,7 +66,7 @@ def build_teacher_examples(
 
 
 def split_examples(
-    examples: list[tuple[str, str, float]], valid_fraction: float, seed: int = 0
+    examples: list[tuple[str, str, float]], valid_fraction: float, seed: int
 ) -> tuple[list[tuple[str, str, float]], list[tuple[str, str, float]]]:
     """(train, validation) examples, holding out whole requests so validation requests are unseen.
 

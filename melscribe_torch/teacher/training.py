@@ -54,11 +54,11 @@ def train_cross_encoder(
     valid_examples: Sequence[Example],
     *,
     steps: int,
-    batch_size: int = 32,
-    lr: float = 2e-5,
-    warmup_steps: int = 100,
-    precision: str = "bf16",
-    seed: int = 0,
+    batch_size: int,
+    lr: float,
+    warmup_steps: int,
+    precision: str,
+    seed: int,
     device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """Train ``model`` (a ``CrossEncoder``) in place for ``steps`` optimizer steps; validate at the end.
