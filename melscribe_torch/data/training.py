@@ -88,9 +88,6 @@ def split_by_clip(
 # choose between settings. LLM captions (the test requests' kind) are taken where a clip has
 # them, its human caption otherwise.
 DEFAULT_VALID_FRACTION = 0.3
-# The default train.py run, once the settings are chosen, trains on 90% of the clips; the 10%
-# it holds out still pick its best checkpoint.
-TRAIN_VALID_FRACTION = 0.1
 DEFAULT_VALID_REQUEST_SOURCES = ("lp-musiccaps-mc/caption_writing", "musiccaps")
 DEFAULT_VALID_LAYOUT = "one_per_clip"
 
