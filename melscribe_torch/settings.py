@@ -1,6 +1,6 @@
 """The training run's settings: typed views of the composed Hydra config, one per config group.
 
-No field has a default: every value comes from the YAML (``hydra_conf/<group>/*.yaml``), so
+No field has a default: every value comes from the YAML (``melscribe_torch/conf/<group>/*.yaml``), so
 a default is written once and cannot drift. ``settings_from_config`` builds them all, and
 names the group and key when the config lacks one or has one no setting reads. The ``loss``
 group stays a mapping of components (``losses.build_loss`` builds it): each loss brings

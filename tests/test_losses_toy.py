@@ -1,7 +1,7 @@
 """A loss added from outside the package: a class here, a YAML in a temporary config folder.
 
 This is what docs/extending.md walks through: no package file changes, the new component
-trains through train.py, and the pipeline asks it what it needs (here the mined negatives,
+trains through melscribe-train, and the pipeline asks it what it needs (here the mined negatives,
 no teacher margins).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from training_fixtures import compose_train, smoke_overrides, write_tiny_data
 
-import train
+from melscribe_torch.cli import train
 from melscribe_torch.losses import LossComponent, StudentBatch
 
 

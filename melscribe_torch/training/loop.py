@@ -126,7 +126,7 @@ def train_bi_encoder(
         loss_fn: The objective (``losses.build_loss``).
         train: Steps, batches, precision, dropout, truncation, warmup, checkpoint, validation
             and log cadence, ``stop_after``, ``select_metric`` and the weight average (the
-            ``train`` config group; ``hydra_conf/train/default.yaml`` says what each does).
+            ``train`` config group; ``conf/train/default.yaml`` says what each does).
             ``select_metric`` ``ema_<metric>`` follows the weight average's score and saves the
             averaged weights; the model then ends holding the average.
         optim: AdamW's learning rate, weight decay (on biases and norm weights too, or not:
