@@ -5,8 +5,10 @@ directory, or ``hybrid:<model>`` (the retriever classes are in ``melscribe_torch
 from __future__ import annotations
 
 from ..retrieval import DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
+from ..retrieval.rerank import RerankRetriever
 
 BASELINES = ("tfidf",)
+RERANK_PREFIX = "rerank:"
 
 
 def build_retriever(
@@ -16,6 +18,7 @@ def build_retriever(
     batch_size: int = 64,
     precision: str = "fp32",
     hybrid: dict | None = None,
+    rerank: dict | None = None,
 ) -> tuple[Retriever, str]:
     """A retriever from its name: a baseline, a short model name, or a model directory / hub id.
 
@@ -25,13 +28,26 @@ def build_retriever(
         model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``.
         hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf",
             "max_ngram": ...}``.
+        rerank: Cascade settings for ``rerank:<cross-encoder dir>@<first stage>`` names
+            (``retrieval.rerank``): ``{"depth": ...}``, the first-stage candidates reordered.
 
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
     """
     if name == "tfidf":
         return TfidfRetriever(), "tfidf"
-    from ..models import BiEncoder
+    from ..models import BiEncoder, CrossEncoder
+
+    if name.startswith(RERANK_PREFIX):
+        cross_encoder_path, first_name = parse_rerank_name(name)
+        if not rerank or "depth" not in rerank:
+            raise ValueError(f"retriever {name!r} needs a rerank depth: set rerank.depth")
+        first, source = build_retriever(first_name, model_aliases, score, batch_size, precision, hybrid)
+        retriever = RerankRetriever(
+            CrossEncoder.from_pretrained(cross_encoder_path), first, int(rerank["depth"]), name,
+            batch_size, precision,
+        )
+        return retriever, f"{cross_encoder_path} over {source}"
 
     if name.startswith("hybrid:"):
         dense, source = build_retriever(name.removeprefix("hybrid:"), model_aliases, score, batch_size, precision)
@@ -51,3 +67,18 @@ def build_retriever(
         encoder = BiEncoder.from_pretrained(name)
         source = name
     return DenseRetriever(encoder, name=name, score=score, batch_size=batch_size, precision=precision), source
+
+
+def parse_rerank_name(name: str) -> tuple[str, str]:
+    """``rerank:<cross-encoder>@<first stage>`` -> (cross-encoder, first stage).
+
+    The first ``@`` after the prefix separates the two, so a cross-encoder path must not hold one.
+    """
+    body = name.removeprefix(RERANK_PREFIX)
+    cross_encoder, at, first_stage = body.partition("@")
+    if not name.startswith(RERANK_PREFIX) or not at or not cross_encoder or not first_stage:
+        raise ValueError(
+            f"retriever {name!r}: write rerank:<cross-encoder dir>@<first-stage retriever>, "
+            "e.g. rerank:outputs/train/<run>/cross-encoder@hybrid:outputs/train/<run>/best"
+        )
+    return cross_encoder, first_stage

@@ -2,7 +2,8 @@
 
 ``search``: exact top-k by cosine or dot score, chunked; ``lexical``: TF-IDF (one
 implementation) and BM25; ``fusion``: dense + lexical score fusion; ``encoding``: cached
-encoding; ``retrievers``: TF-IDF, dense and hybrid retrievers behind one ``search`` protocol.
+encoding; ``retrievers``: TF-IDF, dense and hybrid retrievers behind one ``search`` protocol;
+``rerank``: a cross-encoder reordering a first stage's top candidates.
 This package imports no other part of melscribe_torch, so everything can build on it.
 """
 
