@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     for size in sorted(args.sizes):
         rows_np, requests_np, info = load_matrix(args.catalog, size, args.dtype, args.dim, args.seed, args.data_root)
-        rows = torch.from_numpy(np.ascontiguousarray(rows_np))
+        rows = torch.from_numpy(np.array(rows_np))  # in memory, writable: the scan and the search read the same pages
         requests = torch.from_numpy(np.ascontiguousarray(requests_np, dtype=np.float32))
         matrix = SearchMatrix(rows, max_norm=1.0)
         num_q = requests.shape[0]
