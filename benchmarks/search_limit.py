@@ -30,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from melscribe_torch.evaluation.search import exact_topk  # noqa: E402
-from melscribe_torch.io import atomic_write_json  # noqa: E402
-from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
-from melscribe_torch.recommend.dense_search import SearchMatrix  # noqa: E402
+from common import write_results
+
+from melscribe_torch.evaluation.search import exact_topk
+from melscribe_torch.recommend.dense_search import SearchMatrix
 
 
 def memory_scan(rows: torch.Tensor) -> float:
@@ -55,13 +55,19 @@ def interleaved_timings(calls: dict, rounds: int, warmup: int = 1) -> dict[str, 
     return seconds
 
 
-def against_scan(seconds: dict[str, list[float]], scan: str = "scan", per: dict[str, int] | None = None) -> dict:
+def against_scan(
+    seconds: dict[str, list[float]], scan: str = "scan", per: dict[str, int] | None = None
+) -> dict:
     """Median / p95 ms of each timing and its median as a ratio to the scan's median (per request too)."""
     base = float(np.median(seconds[scan]))
     out = {}
     for name, values in seconds.items():
         ms = np.asarray(values) * 1000
-        row = {"p50_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)), "runs_ms": ms.tolist()}
+        row = {
+            "p50_ms": float(np.median(ms)),
+            "p95_ms": float(np.percentile(ms, 95)),
+            "runs_ms": ms.tolist(),
+        }
         row["ratio_to_scan"] = row["p50_ms"] / (base * 1000)
         if per and name in per:
             row["requests"] = per[name]
@@ -71,24 +77,80 @@ def against_scan(seconds: dict[str, list[float]], scan: str = "scan", per: dict[
     return out
 
 
-def load_matrix(kind: str, size: int, dtype: str, dim: int, seed: int, data_root: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(size, H) rows in ``dtype`` and (R, H) requests: the real catalog or random unit rows."""
+def load_matrix(
+    kind: str, size: int, dtype: str, dim: int, seed: int, data_root: str
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(size, H) rows in ``dtype`` and (R, H) float32 requests: the real catalog or random unit rows."""
     if kind == "real":
         import real_catalog
 
         catalog, requests, info = real_catalog.load(data_root, size=size, seed=seed)
-        return np.asarray(catalog, dtype=dtype), requests, info
+        return np.asarray(catalog, dtype=dtype), requests.astype(np.float32), info
     from recommend_latency import random_embeddings
 
-    return random_embeddings(size, dim, dtype, seed), random_embeddings(256, dim, "float32", seed + 1), {"kind": "random"}
+    requests = random_embeddings(256, dim, "float32", seed + 1)
+    return random_embeddings(size, dim, dtype, seed), requests, {"kind": "random"}
+
+
+def measure(rows: torch.Tensor, requests: torch.Tensor, args: argparse.Namespace) -> dict:
+    """Scan, one-request search, batched search (and the earlier path), interleaved; see the module docstring."""
+    matrix = SearchMatrix(rows, max_norm=1.0)
+    num_q, k = requests.shape[0], args.k
+
+    def one(r):
+        return matrix.topk(requests[r % num_q : r % num_q + 1], k)
+
+    def batch(r):
+        start = (r * args.batch) % max(1, num_q - args.batch)
+        return matrix.topk(requests[start : start + args.batch], k)
+
+    def before(r):
+        q = requests[r % num_q : r % num_q + 1]
+        return exact_topk(q, rows, k, score="dot", corpus_chunk=65536)
+
+    calls = {"scan": lambda r: memory_scan(rows), "search": one, "batch": batch}
+    if not args.no_before:
+        calls["before"] = before
+    figures = against_scan(
+        interleaved_timings(calls, args.repeats),
+        per={"batch": args.batch, "search": 1, "before": 1},
+    )
+    same = all(
+        torch.equal(one(r)[1], exact_topk(requests[r : r + 1], rows, k, score="dot")[1])
+        for r in range(min(num_q, 5))
+    )
+    nbytes = rows.numel() * rows.element_size()
+    out = {
+        "dtype": str(rows.dtype).removeprefix("torch."),
+        "dim": rows.shape[1],
+        "matrix_bytes": nbytes,
+        "scan_gb_per_s": nbytes / figures["scan"]["p50_ms"] / 1e6,
+        "same_top_k_as_float32_search": same,
+        **figures,
+    }
+    line = (
+        f"{rows.shape[0]:>9} {out['dtype']}: scan {figures['scan']['p50_ms']:.1f} ms "
+        f"({out['scan_gb_per_s']:.1f} GB/s); search {figures['search']['p50_ms']:.1f} ms = "
+        f"{figures['search']['ratio_to_scan']:.2f}x scan; batch of {args.batch} "
+        f"{figures['batch']['p50_ms']:.0f} ms = {figures['batch']['per_request_ms']:.1f} ms/request "
+        f"({figures['batch']['per_request_ratio_to_scan']:.2f}x scan per request)"
+    )
+    if "before" in figures:
+        line += f"; before {figures['before']['p50_ms']:.1f} ms = {figures['before']['ratio_to_scan']:.2f}x"
+    print(line + f"; same top-k as float32: {same}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--catalog", choices=("real", "random"), default="real")
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="the index dtype")
+    parser.add_argument(
+        "--dtype", choices=("float16", "float32"), default="float16", help="the index dtype"
+    )
     parser.add_argument("--dim", type=int, default=384, help="random catalog only")
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds")
     parser.add_argument("--batch", type=int, default=32, help="requests per batched call")
@@ -100,64 +162,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = []
     for size in sorted(args.sizes):
-        rows_np, requests_np, info = load_matrix(args.catalog, size, args.dtype, args.dim, args.seed, args.data_root)
-        rows = torch.from_numpy(np.array(rows_np))  # in memory, writable: the scan and the search read the same pages
-        requests = torch.from_numpy(np.ascontiguousarray(requests_np, dtype=np.float32))
-        matrix = SearchMatrix(rows, max_norm=1.0)
-        num_q = requests.shape[0]
-
-        def one(r):
-            return matrix.topk(requests[r % num_q : r % num_q + 1], args.k)
-
-        def batch(r):
-            start = (r * args.batch) % max(1, num_q - args.batch)
-            return matrix.topk(requests[start : start + args.batch], args.k)
-
-        calls = {"scan": lambda r: memory_scan(rows), "search": one, "batch": batch}
-        if not args.no_before:
-            calls["before"] = lambda r: exact_topk(
-                requests[r % num_q : r % num_q + 1], rows, args.k, score="dot", corpus_chunk=65536
-            )
-        seconds = interleaved_timings(calls, args.repeats)
-        figures = against_scan(seconds, per={"batch": args.batch, "search": 1, "before": 1})
-        same = all(
-            torch.equal(one(r)[1], exact_topk(requests[r % num_q : r % num_q + 1], rows, args.k, score="dot")[1])
-            for r in range(min(args.repeats, 5))
+        rows, requests, info = load_matrix(
+            args.catalog, size, args.dtype, args.dim, args.seed, args.data_root
         )
-        nbytes = rows.numel() * rows.element_size()
-        row = {
-            "size": size,
-            "dtype": args.dtype,
-            "dim": rows.shape[1],
-            "matrix_bytes": nbytes,
-            "scan_gb_per_s": nbytes / figures["scan"]["p50_ms"] / 1e6,
-            "same_top_k_as_float32_search": same,
-            "catalog": info,
-            **figures,
-        }
-        results.append(row)
-        print(
-            f"{size:>9} {args.dtype}: scan {figures['scan']['p50_ms']:.1f} ms ({row['scan_gb_per_s']:.1f} GB/s); "
-            f"search {figures['search']['p50_ms']:.1f} ms = {figures['search']['ratio_to_scan']:.2f}x scan; "
-            f"batch of {args.batch} {figures['batch']['p50_ms']:.0f} ms = {figures['batch']['per_request_ms']:.1f} ms/request "
-            f"({figures['batch']['per_request_ratio_to_scan']:.2f}x scan per request)"
-            + (f"; before {figures['before']['p50_ms']:.1f} ms = {figures['before']['ratio_to_scan']:.2f}x" if "before" in figures else "")
-            + f"; same top-k as float32: {same}",
-            flush=True,
-        )
-        del rows, rows_np, matrix
-    payload = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python benchmarks/search_limit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args),
-        "threads": torch.get_num_threads(),
-        "results": results,
-        "versions": library_versions(),
-        "machine": machine_info(),
-    }
-    atomic_write_json(args.out, payload)
-    print(f"wrote {args.out}")
-    return payload
+        # In memory and writable: the scan and the search read the same pages.
+        row = measure(torch.from_numpy(np.array(rows)), torch.from_numpy(requests), args)
+        results.append({"size": size, "catalog": info, **row})
+        del rows
+    write_results(args.out, args, torch.device("cpu"), results, __file__, argv)
+    return results
 
 
 if __name__ == "__main__":

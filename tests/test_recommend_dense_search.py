@@ -39,7 +39,9 @@ def test_numpy_memory_map_is_searched_without_a_copy(tmp_path):
     np.save(path, unit_rows(500, 8, seed=2).half().numpy())
     emb = np.load(path, mmap_mode="c")
     matrix = SearchMatrix(emb)
-    assert matrix.rows.data_ptr() == emb.ctypes.data and matrix.max_norm == pytest.approx(1, abs=1e-3)
+    assert matrix.rows.data_ptr() == emb.ctypes.data and matrix.max_norm == pytest.approx(
+        1, abs=1e-3
+    )
     assert matrix.topk(unit_rows(1, 8, seed=3), 600)[1].shape == (1, 500)  # k capped at N
 
 
@@ -54,9 +56,17 @@ def test_rows_tied_in_16_bits_are_searched_again_in_float32(monkeypatch):
     rows = rows.half()
     calls = []
     real = dense_search.exact_topk
-    monkeypatch.setattr(dense_search, "exact_topk", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    monkeypatch.setattr(
+        dense_search, "exact_topk", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
     _, found = SearchMatrix(rows).topk(q, 5)
-    assert calls and found[0].tolist() == naive_topk(q, rows, 5)[1][0].tolist() == [199, 198, 197, 196, 195]
+    assert calls and found[0].tolist() == naive_topk(q, rows, 5)[1][0].tolist() == [
+        199,
+        198,
+        197,
+        196,
+        195,
+    ]
 
 
 def test_dot_score_rows_use_their_norm_in_the_bound():

@@ -28,7 +28,9 @@ def test_set_embeddings_are_stored_normalised_in_the_index_dtype(index_dir):
     index = load_index(index_dir)
     assert index.manifest["format_version"] == 2 and index.manifest["normalized"] is True
     assert index.set_emb.dtype == np.float16
-    np.testing.assert_allclose(np.linalg.norm(index.set_emb.astype(np.float32), axis=1), 1, atol=1e-3)
+    np.testing.assert_allclose(
+        np.linalg.norm(index.set_emb.astype(np.float32), axis=1), 1, atol=1e-3
+    )
 
 
 def test_format_1_index_with_unnormalised_rows_is_normalised_on_load(index_dir):
@@ -57,5 +59,7 @@ def test_format_1_index_already_normalised_loads_as_it_is(index_dir):
 
 def test_a_newer_format_is_refused_with_the_way_out(index_dir):
     rewrite_manifest(index_dir, lambda m: m.update(format_version=3))
-    with pytest.raises(IndexCorruptError, match="index format 3, this package reads formats 1 to 2; upgrade"):
+    with pytest.raises(
+        IndexCorruptError, match="index format 3, this package reads formats 1 to 2; upgrade"
+    ):
         load_index(index_dir)

@@ -40,7 +40,8 @@ def test_expand_keeps_real_rows_first_and_makes_unit_float16_rows():
 def test_against_scan_gives_ratios_to_the_scan_median():
     search_limit = load_script("search_limit")
     figures = search_limit.against_scan(
-        {"scan": [0.1, 0.2, 0.3], "search": [0.3, 0.3, 0.3], "batch": [1.6, 1.6, 1.6]}, per={"batch": 8}
+        {"scan": [0.1, 0.2, 0.3], "search": [0.3, 0.3, 0.3], "batch": [1.6, 1.6, 1.6]},
+        per={"batch": 8},
     )
     assert figures["scan"]["ratio_to_scan"] == 1.0
     assert figures["search"]["ratio_to_scan"] == pytest.approx(1.5)
@@ -52,7 +53,9 @@ def test_interleaved_timings_run_every_call_each_round_in_order():
     search_limit = load_script("search_limit")
     calls = []
     seconds = search_limit.interleaved_timings(
-        {"a": lambda r: calls.append(("a", r)), "b": lambda r: calls.append(("b", r))}, rounds=2, warmup=1
+        {"a": lambda r: calls.append(("a", r)), "b": lambda r: calls.append(("b", r))},
+        rounds=2,
+        warmup=1,
     )
     assert calls == [("a", 0), ("b", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1)]
     assert [len(v) for v in seconds.values()] == [2, 2]
@@ -61,8 +64,22 @@ def test_interleaved_timings_run_every_call_each_round_in_order():
 def test_search_limit_runs_end_to_end_on_random_rows(tmp_path):
     search_limit = load_script("search_limit")
     out = tmp_path / "limit.json"
-    search_limit.main(["--catalog", "random", "--sizes", "3000", "--dim", "16", "--repeats", "2",
-                       "--batch", "4", "--out", str(out)])
+    search_limit.main(
+        [
+            "--catalog",
+            "random",
+            "--sizes",
+            "3000",
+            "--dim",
+            "16",
+            "--repeats",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     row = json.loads(out.read_text())["results"][0]
     assert row["same_top_k_as_float32_search"] is True and row["matrix_bytes"] == 3000 * 16 * 2
     assert {"scan", "search", "batch", "before"} <= row.keys()
@@ -70,8 +87,11 @@ def test_search_limit_runs_end_to_end_on_random_rows(tmp_path):
 
 def test_choose_takes_the_fastest_setting_that_reaches_the_target():
     ann_sweep = load_script("ann_sweep")
-    rows = [{"value": 8, "recall": 0.95, "p50_ms": 1.0}, {"value": 16, "recall": 0.985, "p50_ms": 2.0},
-            {"value": 32, "recall": 0.999, "p50_ms": 3.5}]
+    rows = [
+        {"value": 8, "recall": 0.95, "p50_ms": 1.0},
+        {"value": 16, "recall": 0.985, "p50_ms": 2.0},
+        {"value": 32, "recall": 0.999, "p50_ms": 3.5},
+    ]
     assert ann_sweep.choose(rows, 0.98)["value"] == 16
     assert ann_sweep.choose(rows, 0.9999) is None
 
@@ -87,6 +107,15 @@ def test_time_single_requests_interleaves_encoders_one_request_per_call():
         def encode(self, texts, batch_size):
             calls.append((self.name, tuple(texts)))
 
-    figures = quantize_encoder.time_single_requests({"a": Fake("a"), "b": Fake("b")}, ["x", "y"], warmup=1)
-    assert calls == [("a", ("x",)), ("b", ("x",)), ("a", ("x",)), ("b", ("x",)), ("a", ("y",)), ("b", ("y",))]
+    figures = quantize_encoder.time_single_requests(
+        {"a": Fake("a"), "b": Fake("b")}, ["x", "y"], warmup=1
+    )
+    assert calls == [
+        ("a", ("x",)),
+        ("b", ("x",)),
+        ("a", ("x",)),
+        ("b", ("x",)),
+        ("a", ("y",)),
+        ("b", ("y",)),
+    ]
     assert len(figures["a"]["runs_ms"]) == 2 and figures["a"]["p50_ms"] >= 0

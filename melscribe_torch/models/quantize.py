@@ -25,6 +25,10 @@ def quantize_encoder(model: nn.Module, quantize: str) -> nn.Module:
         return model
     device = next(model.parameters()).device
     if device.type != "cpu":
-        raise ValueError(f"int8 quantization runs on CPU only, the model is on {device}; use --device cpu")
-    model.backbone = torch.ao.quantization.quantize_dynamic(model.backbone, {nn.Linear}, dtype=torch.qint8)
+        raise ValueError(
+            f"int8 quantization runs on CPU only, the model is on {device}; use --device cpu"
+        )
+    model.backbone = torch.ao.quantization.quantize_dynamic(
+        model.backbone, {nn.Linear}, dtype=torch.qint8
+    )
     return model

@@ -45,13 +45,18 @@ class SearchMatrix:
             bound of 16-bit candidates; computed when None.
     """
 
-    def __init__(self, emb, device: torch.device | str = "cpu", max_norm: float | None = None) -> None:
+    def __init__(
+        self, emb, device: torch.device | str = "cpu", max_norm: float | None = None
+    ) -> None:
         rows = emb if isinstance(emb, torch.Tensor) else torch.from_numpy(_writable(emb))
         self.device = torch.device(device)
         self.rows = rows.to(self.device)
         if max_norm is None:
             max_norm = max(
-                (float(self.rows[i : i + CORPUS_CHUNK].float().norm(dim=1).max()) for i in range(0, len(self.rows), CORPUS_CHUNK)),
+                (
+                    float(self.rows[i : i + CORPUS_CHUNK].float().norm(dim=1).max())
+                    for i in range(0, len(self.rows), CORPUS_CHUNK)
+                ),
                 default=0.0,
             )
         self.max_norm = max_norm
@@ -107,8 +112,13 @@ class SearchMatrix:
             bound = 2 * eps * (best_scores[:, -1].abs() + q.norm(dim=1) * self.max_norm)
             unsure = (best_scores[:, -1] + bound >= scores[:, -1]).nonzero().flatten().tolist()
             if unsure:
-                redo_scores, redo_rows = exact_topk(q[unsure], self.rows, k, score="dot", corpus_chunk=CORPUS_CHUNK)
-                scores[unsure], rows[unsure] = redo_scores.to(self.device), redo_rows.to(self.device)
+                redo_scores, redo_rows = exact_topk(
+                    q[unsure], self.rows, k, score="dot", corpus_chunk=CORPUS_CHUNK
+                )
+                scores[unsure], rows[unsure] = (
+                    redo_scores.to(self.device),
+                    redo_rows.to(self.device),
+                )
         return scores.cpu(), rows.cpu()
 
 
