@@ -21,6 +21,7 @@ def naive_topk(q, rows, k):
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     monkeypatch.setattr(dense_search, "CORPUS_CHUNK", 700)  # several chunks per search
+    monkeypatch.setattr(dense_search, "HALF_CHUNK", 700)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

@@ -119,3 +119,21 @@ def test_time_single_requests_interleaves_encoders_one_request_per_call():
         ("b", ("y",)),
     ]
     assert len(figures["a"]["runs_ms"]) == 2 and figures["a"]["p50_ms"] >= 0
+
+
+def test_quantize_int8_replaces_every_linear_layer_and_keeps_embeddings_close(tiny_model_dir):
+    from torch import nn
+
+    from melscribe_torch.models import BiEncoder
+
+    quantize_encoder = load_script("quantize_encoder")
+    texts = ["an upbeat tropical track, steel drums", "calm piano", "steeldrum, joyful"]
+    before = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu").encode(texts)
+    int8 = quantize_encoder.quantize_int8(
+        BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    )
+    assert not any(type(m) is nn.Linear for m in int8.backbone.modules())
+    after = int8.encode(texts)
+    assert after.shape == before.shape and after.dtype == before.dtype
+    cosine = (before * after).sum(-1) / (before.norm(dim=-1) * after.norm(dim=-1))
+    assert cosine.min() > 0.9

@@ -26,9 +26,12 @@ import torch
 
 from ..evaluation.search import exact_topk
 
-# Rows per matmul. Large chunks keep the per-call overhead of the 16-bit CPU kernel small;
-# a chunk's scores are (requests, CHUNK) floats.
+# Rows per float32 matmul: a chunk's scores are (requests, CORPUS_CHUNK) floats.
 CORPUS_CHUNK = 262144
+# Rows per 16-bit matmul, for a request or a few: its scores are small (2 bytes per row and
+# request), and few large calls beat many small ones, each of which starts and joins the
+# thread pool (slow when the cores are shared).
+HALF_CHUNK = 1 << 22
 # Up to this many requests, 16-bit rows on CPU are searched one request at a time with the
 # matrix-vector kernel; larger batches up-cast each chunk once instead.
 CPU_VECTOR_MAX = 2
@@ -95,10 +98,10 @@ class SearchMatrix:
         q16 = q.to(self.dtype)
         best_scores = torch.full((q.shape[0], 0), float("-inf"), device=self.device)
         best_rows = torch.zeros((q.shape[0], 0), dtype=torch.long, device=self.device)
-        for start in range(0, num, CORPUS_CHUNK):
-            scores = (q16 @ self.rows[start : start + CORPUS_CHUNK].T).float()
+        for start in range(0, num, HALF_CHUNK):
+            scores = q16 @ self.rows[start : start + HALF_CHUNK].T
             chunk_scores, chunk_rows = torch.topk(scores, min(pool, scores.shape[1]), dim=1)
-            merged = torch.cat([best_scores, chunk_scores], dim=1)
+            merged = torch.cat([best_scores, chunk_scores.float()], dim=1)
             merged_rows = torch.cat([best_rows, chunk_rows + start], dim=1)
             best_scores, order = torch.topk(merged, min(pool, merged.shape[1]), dim=1)
             best_rows = torch.gather(merged_rows, 1, order)
