@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.rerank import rerank_top
 from .dense_search import SearchMatrix
 from .explain import explain
 from .hybrid import FUSION_METHODS, TfidfScorer, check_max_ngram, dense_scores, fused_topk
@@ -44,6 +45,9 @@ DEFAULT_IVF_NPROBE = 16
 DEFAULT_ALPHA = 0.8
 DEFAULT_METHOD = "zscore"
 DEFAULT_MAX_NGRAM = 3
+# First-stage descriptor sets a reranking cross-encoder reads per request (`rerank=`): the
+# cost of a request grows with it (docs/distillation.md has the latency at each depth).
+DEFAULT_RERANK_DEPTH = 50
 
 
 @dataclass
@@ -52,7 +56,9 @@ class Recommendation:
 
     Attributes:
         song_id / title / artist: From the catalog.
-        score: The retriever's score (cosine for dense, TF-IDF cosine for lexical, fused for hybrid).
+        score: The retriever's score (cosine for dense, TF-IDF cosine for lexical, fused for
+            hybrid); with a reranker, the cross-encoder's logit (below every reranked set past
+            the rerank depth).
         descriptors: The song's descriptors.
         explanation: Its descriptors most similar to the request, ``[(descriptor, cosine), ...]``.
     """
@@ -85,6 +91,9 @@ class Recommender:
         max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
         ef_search: HNSW search breadth (backend "faiss-hnsw").
         nprobe: IVF lists scanned per request (backend "faiss-ivf").
+        rerank: A cross-encoder (or its directory) that reorders the retriever's first
+            ``rerank_depth`` descriptor sets; None: no reranking.
+        rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
     """
 
     def __init__(
@@ -101,6 +110,8 @@ class Recommender:
         max_ngram: int = DEFAULT_MAX_NGRAM,
         ef_search: int = DEFAULT_HNSW_EF_SEARCH,
         nprobe: int = DEFAULT_IVF_NPROBE,
+        rerank=None,
+        rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -121,6 +132,13 @@ class Recommender:
         check_max_ngram(max_ngram)  # now, not at the first lexical search
         self.max_ngram = max_ngram
         self.ef_search, self.nprobe = ef_search, nprobe
+        if rerank_depth < 1:
+            raise ValueError(f"rerank_depth must be >= 1, got {rerank_depth}")
+        if isinstance(rerank, (str, Path)):
+            from ..models import CrossEncoder
+
+            rerank = CrossEncoder.from_pretrained(str(rerank), device=self.device)
+        self.reranker, self.rerank_depth = rerank, rerank_depth
         self._lexical: TfidfScorer | None = None
         self._faiss = None
         # Once per load: the stored rows as a tensor on the search device (no per-request copy).
@@ -140,7 +158,8 @@ class Recommender:
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
             verify: Check file checksums (sizes are always checked).
-            **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device, explain_top).
+            **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device,
+                explain_top, rerank, rerank_depth).
         """
         from ..models import BiEncoder
 
@@ -184,7 +203,21 @@ class Recommender:
         q_emb = self._encode(texts)
         # k descriptor sets hold at least k songs (every set has one).
         num_sets = min(k, len(self.index.set_texts))
-        scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        if self.reranker is None:
+            scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        else:
+            depth = min(self.rerank_depth, len(self.index.set_texts))
+            _, candidates = self._search(texts, q_emb, max(num_sets, depth), retriever)
+            scores, rows = rerank_top(
+                self.reranker,
+                texts,
+                self.index.set_texts,
+                candidates,
+                depth,
+                batch_size=self.batch_size,
+                precision=self.precision,
+            )
+            scores, rows = scores[:, :num_sets], rows[:, :num_sets]
         return [
             self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k)
             for i in range(len(texts))
