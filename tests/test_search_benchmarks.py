@@ -47,6 +47,7 @@ def test_against_scan_gives_ratios_to_the_scan_median():
     assert figures["search"]["ratio_to_scan"] == pytest.approx(1.5)
     assert figures["batch"]["per_request_ms"] == pytest.approx(200)
     assert figures["batch"]["per_request_ratio_to_scan"] == pytest.approx(1.0)
+    assert figures["search"]["round_ratio_p50"] == pytest.approx(1.5)  # ratios 3, 1.5, 1
 
 
 def test_interleaved_timings_run_every_call_each_round_in_order():
