@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--nlist",
         type=int,
         default=None,
-        help="IVF lists (default: the backend's, about sqrt(N)); 0: skip IVF",
+        help="IVF lists (default: the backend's, 4 sqrt(N)); 0: skip IVF",
     )
     parser.add_argument(
-        "--train-size", type=int, default=0, help="IVF k-means rows; 0: the backend's (40 per list)"
+        "--train-size", type=int, default=0, help="IVF k-means rows; 0: the backend's (16 per list)"
     )
     parser.add_argument("--nprobes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--hnsw-m", type=int, default=32)

@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--latency-requests", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-quality", action="store_true", help="latency only")
     parser.add_argument("--out", default="quantize_encoder.json")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from melscribe_torch.data.training import load_training_records
     from melscribe_torch.models import BiEncoder
