@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_results
 
-from melscribe_torch.evaluation.search import exact_topk
+from melscribe_torch.retrieval.search import exact_topk
 from melscribe_torch.recommend.dense_search import SearchMatrix
 
 

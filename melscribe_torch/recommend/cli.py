@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..data.sources import DataError
 from ..data.training import DEFAULT_VALID_FRACTION
+from ..retrieval import FUSION_METHODS
 from .catalog import load_catalog
-from .hybrid import FUSION_METHODS
 from .index import (
     DTYPES,
     SCORES,

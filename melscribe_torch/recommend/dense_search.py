@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluation.search import exact_topk
+from ..retrieval.search import exact_topk
 
 # Rows per float32 matmul: a chunk's scores are (requests, CORPUS_CHUNK) floats.
 CORPUS_CHUNK = 262144
