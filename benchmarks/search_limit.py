@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_results
 
-from melscribe_torch.retrieval.search import exact_topk
 from melscribe_torch.recommend.dense_search import SearchMatrix
+from melscribe_torch.retrieval.search import exact_topk
 
 
 def memory_scan(rows: torch.Tensor) -> float:
