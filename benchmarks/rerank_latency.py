@@ -3,7 +3,7 @@
     python benchmarks/rerank_latency.py --model <run>/cross-encoder --data-root ../shared/data
 
 One request at a time (as a user queries): the cross-encoder scores the request against its
-first-stage candidates and reorders them (`evaluation.rerank.rerank_top`, what
+first-stage candidates and reorders them (`retrieval.rerank.rerank_top`, what
 `Recommender(rerank=...)` and `rerank:` retrievers run). The first stage itself is not timed
 (see recommend_latency.py). Requests are the first sentences of MusicCaps training captions,
 candidates their TF-IDF top sets among the training clips' descriptor sets: the lengths of
@@ -19,9 +19,9 @@ import torch
 from common import DEFAULT_DATA_ROOT, base_parser, setup, summarize, write_results
 
 from melscribe_torch.data.sources import load_musiccaps
-from melscribe_torch.evaluation.rerank import rerank_top
-from melscribe_torch.evaluation.retrievers import TfidfRetriever
 from melscribe_torch.models import CrossEncoder
+from melscribe_torch.retrieval import TfidfRetriever
+from melscribe_torch.retrieval.rerank import rerank_top
 
 
 def requests_and_sets(data_root: str, num_requests: int) -> tuple[list[str], list[str]]:

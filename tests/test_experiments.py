@@ -7,16 +7,15 @@ import csv
 import pytest
 from training_fixtures import compose_train, smoke_overrides, write_tiny_data
 
-import train
+from melscribe_torch.cli import train
 from melscribe_torch.models import ModelNotFoundError
 from melscribe_torch.models.backbone import check_model_available
 from melscribe_torch.pipeline import DataSettings, prepare_data, read_training_pairs
-from train import model_aliases
 
 
 def test_the_paper_recipe_mines_and_labels_with_what_exists_offline():
     cfg = compose_train(["+experiment=paper"])
-    aliases = model_aliases()
+    aliases = train.model_aliases()
     for name in cfg.mining.retrievers:
         if name not in ("tfidf", "bm25"):
             check_model_available(aliases.get(name, {"name_or_path": name})["name_or_path"], name)
