@@ -24,12 +24,6 @@ from melscribe_torch.provenance import library_versions, machine_info
 log = logging.getLogger(__name__)
 
 
-<<<<<<< HEAD
-def model_aliases() -> dict[str, dict]:
-    """Short model names (conf/model/<name>.yaml) -> their settings."""
-    return load_model_aliases(CONF_DIR / "model")
-
-
 # A training run's validation sets (its held-out clips: for choosing settings, never a test set).
 VALIDATION_KINDS = {"valid": CAPTION_SETS, "valid_requests": REQUEST_SETS}
 
@@ -39,8 +33,6 @@ def validation_set(run_dir: str, kind: str):
     return lambda seed: read_validation_sets(Path(run_dir), [seed], kind)[0]
 
 
-=======
->>>>>>> main
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     """Evaluate every retriever on every test set; write results.json/results.md into ``output_dir``."""
     builders = {}
