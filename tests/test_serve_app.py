@@ -13,7 +13,7 @@ from melscribe_torch.recommend import Recommender, build_index, load_catalog
 from melscribe_torch.serve.app import Limits, create_app
 from melscribe_torch.serve.service import RecommendService
 
-LIMITS = Limits(max_request_chars=200, max_batch=4, max_k=5, max_exclude=3, max_body_bytes=4000)
+LIMITS = Limits(max_request_chars=200, max_requests=4, max_k=5, max_exclude=3, max_body_bytes=4000)
 LINK = "https://www.youtube.com/watch?v={id}&t={start}s"
 
 
@@ -242,6 +242,6 @@ def test_watch_reloads_after_append(tmp_path, service, encoder):
         append=True,
     )
     deadline = time.monotonic() + 10
-    while service.generation.manifest["num_songs"] != 6 and time.monotonic() < deadline:
+    while service.reloads == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert service.generation.manifest["num_songs"] == 6 and service.reloads == 1

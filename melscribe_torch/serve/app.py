@@ -36,14 +36,14 @@ class Limits:
 
     Attributes:
         max_request_chars: Longest request text.
-        max_batch: Most requests in one ``{"requests": [...]}`` call.
+        max_requests: Most requests in one ``{"requests": [...]}`` call.
         max_k: Most songs per request.
         max_exclude: Most ids in ``exclude_ids``.
         max_body_bytes: Largest request body.
     """
 
     max_request_chars: int
-    max_batch: int
+    max_requests: int
     max_k: int
     max_exclude: int
     max_body_bytes: int
@@ -155,9 +155,9 @@ def _check(body: RecommendBody, limits: Limits, default_retriever: str) -> tuple
     texts = [body.request] if body.request is not None else body.requests
     if not texts:
         raise ClientError('"requests" is empty: give at least one request')
-    if len(texts) > limits.max_batch:
+    if len(texts) > limits.max_requests:
         raise ClientError(
-            f"{len(texts)} requests in one call, the limit is {limits.max_batch}", status=413
+            f"{len(texts)} requests in one call, the limit is {limits.max_requests}", status=413
         )
     for i, text in enumerate(texts):
         where = "request" if body.request is not None else f"requests[{i}]"

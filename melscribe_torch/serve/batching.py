@@ -68,7 +68,7 @@ class MicroBatcher:
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self._queue: queue.Queue[Query | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self.batch_sizes: list[int] = []  # recent batch sizes, for /version and the tests
+        self.batch_sizes: list[int] = []  # the last 1000 batches' sizes, for /version
         self._thread.start()
 
     def submit(self, text: str, k: int, retriever: str) -> Future:
@@ -105,7 +105,7 @@ class MicroBatcher:
                 return
 
     def _answer(self, batch: list[Query]) -> None:
-        self.batch_sizes = (self.batch_sizes + [len(batch)])[-100:]
+        self.batch_sizes = (self.batch_sizes + [len(batch)])[-1000:]
         target = self._target()
         groups: dict[str, list[Query]] = {}
         for q in batch:

@@ -63,7 +63,7 @@ def serve(args: argparse.Namespace, recommender_options: dict) -> int:
 
     limits = Limits(
         max_request_chars=_positive(args, "max_request_chars"),
-        max_batch=_positive(args, "max_requests"),
+        max_requests=_positive(args, "max_requests"),
         max_k=_positive(args, "max_k"),
         max_exclude=args.max_exclude,
         max_body_bytes=_positive(args, "max_body_bytes"),

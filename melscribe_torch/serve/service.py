@@ -141,6 +141,7 @@ class RecommendService:
                 "max_batch": self.batcher.max_batch,
                 "max_wait_ms": self.batcher.max_wait_s * 1000,
                 "reloads": self.reloads,
+                "mean_batch_size": _mean(self.batcher.batch_sizes),
             },
         }
 
@@ -198,3 +199,7 @@ class RecommendService:
             return None
         # os.replace gives the new manifest a new inode; mtime and size catch in-place edits
         return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
