@@ -24,16 +24,9 @@ def build_served_index(tmp: Path, model_dir: Path) -> Path:
     """The fake catalog (with a start time per song, for links) indexed with ``model_dir``."""
     rows = [{**song, "start": 10 * (i + 1)} for i, song in enumerate(SONGS)]
     catalog = write_csv(tmp / "songs.csv", rows)
-    args = [
-        "index",
-        "--catalog",
-        str(catalog),
-        "--model",
-        str(model_dir),
-        "--out",
-        str(tmp / "idx"),
-    ]
-    assert main([*args, "--link-template", LINK_TEMPLATE]) == 0
+    args = ["index", "--catalog", str(catalog), "--model", str(model_dir)]
+    args += ["--out", str(tmp / "idx"), "--link-template", LINK_TEMPLATE]
+    assert main(args) == 0
     return tmp / "idx"
 
 

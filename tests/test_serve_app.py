@@ -51,6 +51,12 @@ def _service(tmp_path, encoder, max_wait_s=0.0):
     )
 
 
+def _append(tmp_path, encoder, rows):
+    """`melscribe-recommend index --append` of ``rows`` into the served index."""
+    songs = load_catalog(write_csv(tmp_path / "more.csv", rows))
+    build_index(songs, encoder, tmp_path / "idx", FAKE_MODEL, dim=encoder.dim, append=True)
+
+
 @pytest.fixture
 def encoder():
     return CountingEncoder()
@@ -202,14 +208,7 @@ def test_reload_swaps_in_an_appended_index_without_failed_requests(
 
     asker = threading.Thread(target=keep_asking)
     asker.start()
-    build_index(
-        load_catalog(write_csv(tmp_path / "more.csv", more)),
-        encoder,
-        tmp_path / "idx",
-        FAKE_MODEL,
-        dim=encoder.dim,
-        append=True,
-    )
+    _append(tmp_path, encoder, more)
     reply = client.post("/reload").json()
     stop.set()
     asker.join()
@@ -233,14 +232,7 @@ def test_failed_reload_keeps_serving_the_old_index(tmp_path, service, client):
 def test_watch_reloads_after_append(tmp_path, service, encoder):
     service.watch(0.05)
     more = [{"id": "s6", "descriptors": "jazz, guitar"}]
-    build_index(
-        load_catalog(write_csv(tmp_path / "more.csv", more)),
-        encoder,
-        tmp_path / "idx",
-        FAKE_MODEL,
-        dim=encoder.dim,
-        append=True,
-    )
+    _append(tmp_path, encoder, more)
     deadline = time.monotonic() + 10
     while service.reloads == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
