@@ -111,7 +111,7 @@ class RecommendService:
             "precision": recommender.precision,
             "max_ngram": recommender.max_ngram,
         }
-        self._used = {default_retriever}
+        self._used = frozenset({default_retriever})
         self._reload_lock = threading.Lock()
         self._stamp = self._manifest_stamp()
         generation = Generation(recommender)
@@ -123,7 +123,8 @@ class RecommendService:
 
     def submit(self, texts: Sequence[str], k: int, retriever: str) -> list[Future]:
         """Queue requests; each future resolves to ``(generation, recommendations)``."""
-        self._used.add(retriever)
+        if retriever not in self._used:  # a new set, not add(): a reload may be iterating it
+            self._used = self._used | {retriever}
         return [self.batcher.submit(text, k, retriever) for text in texts]
 
     def version(self) -> dict:
