@@ -42,6 +42,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         retriever, sources[name] = build_retriever(
             name, model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision,
             OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
+            rerank=OmegaConf.to_container(cfg.rerank) if cfg.get("rerank") else None,
         )
         results[name] = {}
         for test_set, build in builders.items():

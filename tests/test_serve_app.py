@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 from recommend_fakes import FAKE_MODEL, SONGS, KeywordEncoder, write_csv
+from test_recommend_recommender import PianoScorer
 
 from melscribe_torch.recommend import Recommender, build_index, load_catalog
 from melscribe_torch.serve.app import Limits, create_app
@@ -36,12 +37,12 @@ def _catalog(tmp_path, rows):
     return load_catalog(write_csv(tmp_path / "songs.csv", rows), link_template=LINK)
 
 
-def _service(tmp_path, encoder, max_wait_s=0.0):
+def _service(tmp_path, encoder, max_wait_s=0.0, **options):
     index = build_index(
         _catalog(tmp_path, SONGS), encoder, tmp_path / "idx", FAKE_MODEL, dim=encoder.dim
     )
     return RecommendService(
-        Recommender(index, encoder, device="cpu"),
+        Recommender(index, encoder, device="cpu", **options),
         tmp_path / "idx",
         default_retriever="dense",
         max_batch=8,
@@ -237,3 +238,15 @@ def test_watch_reloads_after_append(tmp_path, service, encoder):
     while service.reloads == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert service.generation.manifest["num_songs"] == 6 and service.reloads == 1
+
+
+def test_a_reranker_orders_the_results_and_survives_a_reload(tmp_path, encoder):
+    service = _service(tmp_path, encoder, rerank=PianoScorer(), rerank_depth=4)
+    with TestClient(create_app(service, LIMITS)) as client:
+        for _ in range(2):  # before and after a reload
+            body = client.post("/recommend", json={"request": "tropical steel drums", "k": 3})
+            top = body.json()["results"][0]
+            assert top["id"] in {"s2", "s5"} and top["score"] == 1.0  # the piano songs
+            assert top["score_type"] == "rerank logit"
+            assert client.post("/reload").status_code == 200
+    service.close()

@@ -36,6 +36,7 @@ from .recommender import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_NGRAM,
     DEFAULT_METHOD,
+    DEFAULT_RERANK_DEPTH,
     RETRIEVERS,
     Recommendation,
     Recommender,
@@ -172,6 +173,17 @@ def _add_recommender_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
     p.add_argument(
+        "--rerank",
+        metavar="DIR",
+        help="a cross-encoder directory (e.g. <run>/cross-encoder) that reorders the retriever's top sets",
+    )
+    p.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=DEFAULT_RERANK_DEPTH,
+        help="with --rerank: first-stage descriptor sets the cross-encoder reads per request",
+    )
+    p.add_argument(
         "--no-verify",
         action="store_true",
         help="check file sizes only, not checksums (faster on big indexes)",
@@ -188,6 +200,8 @@ def _recommender_options(args: argparse.Namespace) -> dict:
         "max_ngram": args.max_ngram,
         "backend": args.backend,
         "explain_top": args.explain_top,
+        "rerank": args.rerank,
+        "rerank_depth": args.rerank_depth,
     }
 
 

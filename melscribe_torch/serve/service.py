@@ -56,6 +56,8 @@ class Generation:
 
     def score_type(self, retriever: str) -> str:
         """What the score of ``retriever`` means, for the client."""
+        if self.recommender.reranker is not None:
+            return "rerank logit"
         if retriever == "dense":
             return "cosine" if self.recommender.index.score == "cos" else "dot product"
         if retriever == "lexical":
@@ -110,6 +112,8 @@ class RecommendService:
             "batch_size": recommender.batch_size,
             "precision": recommender.precision,
             "max_ngram": recommender.max_ngram,
+            "rerank": recommender.reranker,  # the loaded cross-encoder, reused on reload
+            "rerank_depth": recommender.rerank_depth,
         }
         self._used = frozenset({default_retriever})
         self._reload_lock = threading.Lock()
