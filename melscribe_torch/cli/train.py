@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from melscribe_torch.conf import CONF_DIR
+from melscribe_torch.model_card import write_model_cards
 from melscribe_torch.models.aliases import load_model_aliases
 from melscribe_torch.pipeline import (
     DataSettings,
@@ -63,6 +64,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     finally:
         cleanup()
     if rank == 0:
+        write_model_cards(run_dir)  # best/ and last/ say what they are and how they scored
         log.info(
             "validation Recall@10: %s; timings (s): %s",
             results["valid_recall@10"],
