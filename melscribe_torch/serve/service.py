@@ -107,6 +107,8 @@ class RecommendService:
             "alpha": recommender.alpha,
             "method": recommender.method,
             "backend": recommender.backend,
+            "ef_search": recommender.ef_search,
+            "nprobe": recommender.nprobe,
             "device": recommender.device,
             "explain_top": recommender.explain_top,
             "batch_size": recommender.batch_size,
