@@ -227,7 +227,7 @@ def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(
         f"the run ended (exit {process.returncode}) before it could be killed; "
         "its stderr ends with:\n" + log_path.read_text(errors="replace")[-2000:]
     )
-    killed_at = torch.load(checkpoint, weights_only=False)["step"]
+    killed_at = torch.load(checkpoint, weights_only=True)["step"]
     assert 1 <= killed_at < 12 and not (run_dir / "results.json").exists()
 
     # The uninterrupted reference trains on the same stage 1-4 artifacts, in this process.
