@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from melscribe_torch.losses import MarginMSELoss, MultipleNegativesRankingLoss
+from melscribe_torch.training import StudentLoss
 
 
 def test_margin_mse_closed_form():
@@ -14,6 +15,59 @@ def test_margin_mse_closed_form():
 def test_margin_mse_is_zero_when_margins_agree():
     pos, neg = torch.randn(8), torch.randn(8)
     assert MarginMSELoss()(pos, neg, pos - neg).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_margin_mse_sign_positive_minus_negative():
+    # the student ranks the positive 2 above the negative; a teacher margin of +2 agrees,
+    # -2 is the opposite ranking: (2 - (-2))^2 = 16
+    pos, neg = torch.tensor([3.0]), torch.tensor([1.0])
+    assert MarginMSELoss()(pos, neg, torch.tensor([2.0])).item() == 0.0
+    assert MarginMSELoss()(pos, neg, torch.tensor([-2.0])).item() == pytest.approx(16.0)
+
+
+def closed_form_margin_mse(q, p, n, margins):
+    """mean_i ((q_i . p_i - q_i . n_i) - m_i)^2, written out element by element."""
+    total = 0.0
+    for i in range(q.shape[0]):
+        student = sum(q[i, k] * p[i, k] for k in range(q.shape[1])) - sum(
+            q[i, k] * n[i, k] for k in range(q.shape[1])
+        )
+        total += (student - margins[i]) ** 2
+    return total / q.shape[0]
+
+
+def test_student_margin_mse_is_the_closed_form_on_raw_dot_products():
+    torch.manual_seed(0)
+    # unnormalised embeddings: a dot product here can reach the teacher's logit margins
+    q, p, n = (3 * torch.randn(5, 4) for _ in range(3))
+    margins = torch.randn(5) * 4
+    loss, parts = StudentLoss(margin_mse_weight=1.0, mnrl_weight=0.0, similarity="dot")(
+        q, p, n, margins
+    )
+    expected = closed_form_margin_mse(q, p, n, margins)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts == {"margin_mse": pytest.approx(expected.item(), rel=1e-5)}
+
+
+def test_student_margin_mse_with_cos_is_the_closed_form_on_unit_vectors():
+    torch.manual_seed(1)
+    q, p, n = (torch.randn(5, 4) for _ in range(3))
+    margins = torch.rand(5) * 2 - 1
+    loss, _ = StudentLoss(1.0, 0.0, similarity="cos")(q, p, n, margins)
+    unit = [F.normalize(e, dim=-1) for e in (q, p, n)]
+    assert loss.item() == pytest.approx(closed_form_margin_mse(*unit, margins).item(), rel=1e-5)
+
+
+def test_student_margin_mse_moves_the_request_toward_the_teachers_ranking():
+    # the teacher prefers p by a margin of 5; the student's margin is 0 (p and n equally far):
+    # one descent step on q must raise q . p - q . n
+    q = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    p, n = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    loss, _ = StudentLoss(1.0, 0.0, similarity="dot")(q, p, n, torch.tensor([5.0]))
+    loss.backward()
+    with torch.no_grad():
+        stepped = q - 0.1 * q.grad
+        assert ((stepped * p).sum() - (stepped * n).sum()).item() > 0
 
 
 def naive_in_batch_loss(q, d, scale, group_size):

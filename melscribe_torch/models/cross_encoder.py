@@ -1,15 +1,21 @@
 """A cross-encoder: (request, descriptor set) pairs read jointly, one relevance logit per pair.
 
-Two checkpoint kinds load:
-  - our own (`CrossEncoder.save`): a Hugging Face encoder + `cross_encoder_head.safetensors`
-    (a Linear(H, 1) on the first token's hidden state) + `cross_encoder_config.json`;
-  - a Hugging Face *ForSequenceClassification checkpoint with num_labels=1 (what
-    sentence-transformers' CrossEncoder saves): its own head is used as is, raw logits.
-A plain encoder directory gets a new head, initialised from the caller's torch seed.
+The model is a Hugging Face *ForSequenceClassification with num_labels=1, and `save` writes
+it as one: `config.json` + `model.safetensors` + the tokenizer, plus the settings that make
+`sentence_transformers.CrossEncoder(dir)` return the same raw logits (identity activation,
+the same truncation length). Any tool that reads a sequence-classification checkpoint
+(sentence-transformers, gpl's `--cross_encoder`, a transformers pipeline) reads ours, and
+sentence-transformers' cross-encoders load here with their own head.
+
+A plain encoder directory gets the architecture's own classification head, new, initialised
+from the caller's torch seed. Directories saved by earlier versions of this project (an
+encoder + `cross_encoder_head.safetensors`, a Linear(H, 1) on the first token) still load
+and save in that layout, which no other tool reads: retrain such a teacher to share it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -18,7 +24,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from melscribe_torch.io import atomic_write_json
 
@@ -32,8 +42,10 @@ from .inference import (
     token_counts,
 )
 
-HEAD_FILE = "cross_encoder_head.safetensors"
+HEAD_FILE = "cross_encoder_head.safetensors"  # the earlier layout's head
 CONFIG_FILE = "cross_encoder_config.json"
+ST_CONFIG_FILE = "config_sentence_transformers.json"
+IDENTITY = "torch.nn.modules.linear.Identity"
 # A pair holds a request and a whole descriptor set, so it gets more room than a single text.
 DEFAULT_MAX_LENGTH = 512
 
@@ -42,11 +54,13 @@ class CrossEncoder(nn.Module):
     """Score (query, document) pairs with one forward pass per pair.
 
     Args:
-        backbone: a Hugging Face encoder (a head is added), or a *ForSequenceClassification
-            model with num_labels=1 (its own head is used).
+        backbone: a *ForSequenceClassification model with num_labels=1 (used as is), or a
+            Hugging Face encoder, which gets its architecture's classification head, new.
         tokenizer: its fast tokenizer.
         max_length: truncation length of a pair in tokens.
-        dropout: dropout before the added head (training only).
+        dropout: dropout before a new head (training only; `classifier_dropout` in its config).
+        first_token_head: the earlier layout: keep the encoder and put a Linear(H, 1) on its
+            first token (only to read directories saved that way).
     """
 
     def __init__(
@@ -55,13 +69,17 @@ class CrossEncoder(nn.Module):
         tokenizer: PreTrainedTokenizerBase,
         max_length: int = DEFAULT_MAX_LENGTH,
         dropout: float = 0.1,
+        first_token_head: bool = False,
     ) -> None:
         super().__init__()
+        is_classifier = type(backbone).__name__.endswith("ForSequenceClassification")
+        if not is_classifier and not first_token_head:
+            backbone, is_classifier = with_relevance_head(backbone, dropout), True
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.dropout_p = dropout
-        self.has_own_head = type(backbone).__name__.endswith("ForSequenceClassification")
+        self.has_own_head = is_classifier
         if self.has_own_head:
             if backbone.config.num_labels != 1:
                 raise ValueError(
@@ -73,7 +91,6 @@ class CrossEncoder(nn.Module):
             config = backbone.config
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Linear(config.hidden_size, 1)
-            # as Hugging Face initialises its classifiers: small logits at the start of training
             nn.init.normal_(self.head.weight, std=getattr(config, "initializer_range", 0.02))
             nn.init.zeros_(self.head.bias)
 
@@ -107,8 +124,20 @@ class CrossEncoder(nn.Module):
                 DEFAULT_MAX_LENGTH, max_input_length(backbone, tokenizer)
             )
         dropout = saved.get("dropout", 0.1) if dropout is None else dropout
-        model = cls(backbone, tokenizer, max_length=max_length, dropout=dropout)
-        if model.head is not None and (path / HEAD_FILE).is_file():
+        first_token_head = (path / HEAD_FILE).is_file()
+        model = cls(
+            backbone,
+            tokenizer,
+            max_length=max_length,
+            dropout=dropout,
+            first_token_head=first_token_head,
+        )
+        if first_token_head:
+            if model.head is None:
+                raise ValueError(
+                    f"{path}: holds both a sequence-classification model and {HEAD_FILE}; "
+                    "keep one of the two"
+                )
             model.head.load_state_dict(load_file(path / HEAD_FILE))
         return model.to(pick_device() if device is None else device).eval()
 
@@ -209,15 +238,29 @@ class CrossEncoder(nn.Module):
         return scores.cpu().clone()  # clone: a normal tensor, usable outside inference mode
 
     def save(self, path: str | Path) -> Path:
-        """Save backbone (safetensors), tokenizer, the head and a small config; atomically.
+        """Save the model, its tokenizer and settings atomically (see the module docstring).
 
         Returns:
             `path`.
         """
         with atomic_directory(path) as tmp:
+            if self.head is None:
+                # read by sentence-transformers >= 4 (config.json) and >= 5
+                # (config_sentence_transformers.json): our scores are raw logits, not sigmoids
+                self.backbone.config.sentence_transformers = {"activation_fn": IDENTITY}
             self.backbone.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            if self.head is not None:
+            # sentence-transformers truncates pairs at the tokenizer's model_max_length
+            tokenizer_limit = self.tokenizer.model_max_length
+            self.tokenizer.model_max_length = self.max_length
+            try:
+                self.tokenizer.save_pretrained(tmp)
+            finally:
+                self.tokenizer.model_max_length = tokenizer_limit
+            if self.head is None:
+                atomic_write_json(
+                    tmp / ST_CONFIG_FILE, {"model_type": "CrossEncoder", "activation_fn": IDENTITY}
+                )
+            else:
                 head_state = {
                     k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()
                 }
@@ -226,3 +269,23 @@ class CrossEncoder(nn.Module):
                 tmp / CONFIG_FILE, {"max_length": self.max_length, "dropout": self.dropout_p}
             )
         return Path(path)
+
+
+def with_relevance_head(encoder: PreTrainedModel, dropout: float) -> PreTrainedModel:
+    """The encoder inside its architecture's *ForSequenceClassification, with a new 1-logit head.
+
+    The head (BERT: pooler + dropout + Linear; MPNet/RoBERTa: dense + tanh + Linear) draws its
+    weights from the caller's torch seed; the encoder's weights are copied unchanged.
+    """
+    config = copy.deepcopy(encoder.config)
+    config.num_labels = 1
+    config.classifier_dropout = dropout
+    config.architectures = None
+    model = AutoModelForSequenceClassification.from_config(config)
+    missing, _ = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
+    if missing:
+        raise ValueError(
+            f"{type(encoder).__name__} does not fit {type(model).__name__}: "
+            f"missing weights {missing[:3]}"
+        )
+    return model.to(encoder.dtype).eval()
