@@ -3,6 +3,7 @@
 python train.py data.root=../shared/data
 python train.py +experiment=smoke data.root=../shared/data
 python train.py hydra.run.dir=outputs/train/<run>      # resume an interrupted run
+python train.py ... --debug                            # a traceback instead of a one-line error
 torchrun --nproc_per_node=2 train.py data.root=../shared/data
 """
 
@@ -15,6 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from melscribe_torch.errors import errors_in_one_line, take_debug_flag
 from melscribe_torch.models.aliases import load_model_aliases
 from melscribe_torch.pipeline import (
     DataSettings,
@@ -72,8 +74,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 @hydra.main(config_path="hydra_conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg, HydraConfig.get().runtime.output_dir)
+    with errors_in_one_line():
+        run(cfg, HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":
+    import sys
+
+    sys.argv = take_debug_flag(sys.argv)
     main()

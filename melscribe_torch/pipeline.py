@@ -52,6 +52,7 @@ from .training import (
 )
 from .training.checkpoint import CHECKPOINT_FILE
 from .training.distributed import barrier, gather_objects
+from .training.run_guard import RunFolder, guarded_run_folder
 from .training.stages import StageRunner, remove
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class TrainSettings:
     stop_after: int | None = None
     select_metric: str = "valid_recall@10"
     ema_decay: float | None = None
+    overwrite: bool = False
 
 
 @dataclass
@@ -351,7 +353,9 @@ def run_pipeline(
     """Run (or resume) the five stages in ``run_dir``; returns what ``results.json`` holds.
 
     Args:
-        run_dir: The run directory (rerun in the same one to resume).
+        run_dir: The run directory (rerun in the same one to resume). One process at a time;
+            a folder whose run had other settings is refused unless ``train.overwrite``
+            (``training.run_guard``).
         model: The student to fine-tune.
         data, mining_settings, teacher_settings, train, loss, optim: The stages' settings.
         seed: Seeds tuple sampling, the data order and dropout.
@@ -359,6 +363,34 @@ def run_pipeline(
         rank, world_size, device: This process under torchrun.
     """
     run_dir = Path(run_dir)
+    settings = {
+        "model": asdict(model), "data": asdict(data), "mining": asdict(mining_settings),
+        "teacher": asdict(teacher_settings), "train": asdict(train), "loss": asdict(loss),
+        "optim": asdict(optim), "seed": seed, "world_size": world_size,
+    }
+    with guarded_run_folder(run_dir, settings, overwrite=train.overwrite, rank=rank) as folder:
+        return _run_stages(
+            run_dir, folder, model, data, mining_settings, teacher_settings, train, loss, optim,
+            seed, aliases, rank, world_size, device,
+        )
+
+
+def _run_stages(
+    run_dir: Path,
+    folder: RunFolder,
+    model: ModelSettings,
+    data: DataSettings,
+    mining_settings: MiningSettings,
+    teacher_settings: TeacherSettings,
+    train: TrainSettings,
+    loss: LossSettings,
+    optim: OptimSettings,
+    seed: int,
+    aliases: dict[str, dict],
+    rank: int,
+    world_size: int,
+    device: torch.device | None,
+) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
     student = load_student(model, device)
@@ -416,7 +448,7 @@ def run_pipeline(
     examples = examples_from_tuples(pairs, rows)
     train_settings = {
         "model": asdict(model),
-        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after")},
+        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after", "overwrite")},
         "loss": asdict(loss),
         "optim": asdict(optim),
         "seed": seed,
@@ -429,9 +461,10 @@ def run_pipeline(
     def train_student(path: Path) -> None:
         started = time.perf_counter()
         checkpoint = run_dir / CHECKPOINT_FILE
-        # A finished run with other settings, or new training tuples: start over, do not resume.
+        # A finished run with other settings, new training tuples, or settings changed under
+        # train.overwrite: start over, do not resume.
         tuples_kept = "labels" in stages.skipped or "tuples" in stages.skipped
-        if rank == 0 and (path.exists() or not tuples_kept):
+        if rank == 0 and (path.exists() or not tuples_kept or folder.changed_now):
             for stale in (
                 checkpoint,
                 run_dir / "metrics.jsonl",
@@ -510,6 +543,7 @@ def run_pipeline(
                     },
                     "skipped_stages": stages.skipped,
                     "settings": train_settings,
+                    "settings_changes": folder.changes,
                     "versions": library_versions(),
                     "machine": machine_info(),
                 },

@@ -53,7 +53,9 @@ def test_what_a_killed_write_left_is_removed_by_the_next_write(tmp_path, songs):
     orphan, temp = folder / "sets-deadbeef0000.json", folder / ".manifest.json.ab12cd34.tmp"
     orphan.write_text("[]")
     temp.write_text("{")
-    (folder / PENDING).write_text(json.dumps([orphan.name, "songs-deadbeef0000.jsonl"]))
+    (folder / PENDING).write_text(
+        json.dumps({"writing": [orphan.name, "songs-deadbeef0000.jsonl"], "replacing": []})
+    )
     (folder / "notes.txt").write_text("mine")
     assert [s.song_id for s in load_index(folder).songs] == ["s1", "s2", "s3"]  # still loadable
     build(songs, folder)

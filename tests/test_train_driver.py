@@ -122,13 +122,16 @@ def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     again = train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
     assert again["skipped_stages"] == ["data", "mining", "teacher", "labels", "train"]
     changed = train.run(
-        compose_train(smoke_overrides(tiny_model_dir, tiny_data, "teacher.seed=1")), run_dir
+        compose_train(smoke_overrides(tiny_model_dir, tiny_data, "teacher.seed=1", "train.overwrite=true")),
+        run_dir,
     )
     assert changed["skipped_stages"] == [
         "data",
         "mining",
     ]  # the teacher and everything after it reran
     assert json.loads((run_dir / "cross-encoder.meta.json").read_text())["settings"]["seed"] == 1
+    [change] = changed["settings_changes"]  # the override is on the record
+    assert change["changed"] == {"teacher.seed": [0, 1]} and change["from_state"] == "finished"
 
 
 def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(

@@ -4,8 +4,9 @@ An index folder is often a folder the user also keeps other files in (the catalo
 So deletion is by record, never by name pattern:
 
 - files an earlier ``manifest.json`` of the folder listed, once a new manifest replaces it;
-- files a write announced in ``.index-pending.json`` before writing them, when that write
-  never reached its manifest (it was killed): they are removed at the start of the next write;
+- files a write announced in ``.index-pending.json`` before writing them (and the files its
+  manifest was to replace), when that write was killed before it finished: they are removed
+  at the start of the next write, unless the current manifest lists them;
 - the temporary files of the atomic writes (``.<name>.<random>.tmp``).
 
 Any other file is left alone and named in a warning. A manifest naming anything but a plain
@@ -64,7 +65,7 @@ def files_of_manifest(manifest_path: Path) -> set[str]:
 
 
 def begin_write(directory: Path, current: set[str], new: Iterable[str]) -> None:
-    """Clear what killed writes left, then announce the files this write is about to create.
+    """Clear what killed writes left, then announce the files this write creates and replaces.
 
     Args:
         directory: The index folder (locked by the caller).
@@ -74,8 +75,9 @@ def begin_write(directory: Path, current: set[str], new: Iterable[str]) -> None:
     pending = directory / PENDING
     if pending.is_file():
         try:
-            names = json.loads(pending.read_text(encoding="utf-8"))
-        except ValueError:
+            record = json.loads(pending.read_text(encoding="utf-8"))
+            names = [*record["writing"], *record["replacing"]]
+        except (ValueError, KeyError, TypeError):
             names = []
         for name in names:
             if name not in current:
@@ -83,7 +85,8 @@ def begin_write(directory: Path, current: set[str], new: Iterable[str]) -> None:
     for path in directory.iterdir():
         if path.is_file() and is_temp_file(path.name):
             path.unlink()
-    atomic_write_json(pending, sorted(new))
+    # A kill after the new manifest is in place still leaves the replaced files on record here.
+    atomic_write_json(pending, {"writing": sorted(new), "replacing": sorted(current)})
 
 
 def abandon_write(directory: Path) -> None:

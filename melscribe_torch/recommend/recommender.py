@@ -96,6 +96,8 @@ class Recommender:
             )
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"fusion weight alpha must be in [0, 1], got {alpha}")
+        if isinstance(explain_top, bool) or not isinstance(explain_top, int) or explain_top < 0:
+            raise ValueError(f"explain_top must be an integer >= 0 (descriptors per explanation), got {explain_top!r}")
         self.index, self.encoder = index, encoder
         self.alpha, self.method, self.backend = alpha, method, backend
         self.device = (
@@ -120,7 +122,7 @@ class Recommender:
             index_dir: The index directory.
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
-            verify: Check file checksums (sizes are always checked).
+            verify: Check the index's and the model's file checksums (index sizes are always checked).
             **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device, explain_top).
         """
         from ..models import BiEncoder
@@ -131,7 +133,7 @@ class Recommender:
             model = built["path"] if Path(built["path"]).is_dir() else built["name_or_path"]
         fingerprint = model_fingerprint(model)
         check_compatible(index.manifest, fingerprint, dim=None)
-        encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"))
+        encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"), verify=verify)
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
         return cls(index, encoder, **kwargs)
 
@@ -140,7 +142,8 @@ class Recommender:
 
         Args:
             text: The request, e.g. "upbeat tropical music with steel drums".
-            k: How many songs (fewer when the catalog is smaller).
+            k: How many songs (fewer when the catalog is smaller; for "lexical", only songs
+                sharing a word with the request: none when no word matches).
             retriever: "dense", "lexical" or "hybrid".
         """
         return self.recommend_batch([text], k, retriever)[0]
@@ -156,7 +159,7 @@ class Recommender:
                 raise ValueError(
                     f"request {i + 1} is empty: write what you want to hear, e.g. 'calm piano for studying'"
                 )
-        if not isinstance(k, int) or k <= 0:
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if retriever not in RETRIEVERS:
             raise ValueError(f"unknown retriever {retriever!r}; valid: {', '.join(RETRIEVERS)}")
@@ -166,8 +169,11 @@ class Recommender:
         # k descriptor sets hold at least k songs (every set has one).
         num_sets = min(k, len(self.index.set_texts))
         scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        # A lexical score of 0 means no word in common: such sets are not matches, whatever
+        # order the search returned them in (an empty list says nothing matched).
+        min_score = 0.0 if retriever == "lexical" else None
         return [
-            self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k)
+            self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k, min_score)
             for i in range(len(texts))
         ]
 
@@ -221,12 +227,19 @@ class Recommender:
         return torch.from_numpy(scores), torch.from_numpy(rows)
 
     def _songs(
-        self, q_emb: torch.Tensor, scores: list[float], rows: list[int], k: int
+        self,
+        q_emb: torch.Tensor,
+        scores: list[float],
+        rows: list[int],
+        k: int,
+        min_score: float | None = None,
     ) -> list[Recommendation]:
         out: list[Recommendation] = []
         for score, set_row in zip(scores, rows):
             if set_row < 0:  # faiss pads with -1 when it finds fewer
                 continue
+            if min_score is not None and score <= min_score:
+                break  # scores come sorted: none after this one matches either
             for song_row in self.index.songs_of_set(set_row):
                 song = self.index.songs[song_row]
                 out.append(
