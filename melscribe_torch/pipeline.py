@@ -156,6 +156,7 @@ class LossSettings:
 class OptimSettings:
     lr: float = 2e-5
     weight_decay: float = 0.01
+    decay_bias_and_norm: bool = True
     max_grad_norm: float = 1.0
 
 
@@ -484,6 +485,7 @@ def _run_stages(
                 loss_fn=loss_fn,
                 lr=optim.lr,
                 weight_decay=optim.weight_decay,
+                decay_bias_and_norm=optim.decay_bias_and_norm,
                 warmup_steps=warmup_for(train.warmup, train.steps, train.warmup_max_fraction),
                 max_grad_norm=optim.max_grad_norm,
                 precision=train.precision,

@@ -68,7 +68,7 @@ def install(point: str) -> None:
 
 def job(argv: list[str]):
     if argv[0] == "train":
-        import train
+        from melscribe_torch.cli import train
         from training_fixtures import compose_train, smoke_overrides
 
         run_dir, model_dir, data_root = argv[1:4]

@@ -68,10 +68,9 @@ def test_paper_preset_is_the_papers_recipe():
 def test_presets_open_with_their_command():
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
         # Hydra reads the package header only on the first line; the command comes right after.
-        assert (
-            path.read_text()
-            .splitlines()[1]
-            .startswith("# python train.py +experiment=" + path.stem)
+        command = path.read_text().splitlines()[1]
+        assert command.startswith(
+            (f"# melscribe-train +experiment={path.stem}", f"# python train.py +experiment={path.stem}")
         ), path
 
 

@@ -1,16 +1,13 @@
-"""evaluate.py: compose the config as Hydra would and call run(cfg) directly."""
+"""melscribe-evaluate: compose the config as Hydra would and call run(cfg) directly."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import evaluate  # noqa: E402
+from melscribe_torch.cli import evaluate
+from melscribe_torch.conf import CONF_DIR
 
 
 def write_custom_csv(path: Path) -> Path:
@@ -28,7 +25,7 @@ def write_custom_csv(path: Path) -> Path:
 
 
 def compose_evaluate(overrides):
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "hydra_conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="evaluate", overrides=overrides)
 
 

@@ -230,11 +230,9 @@ def test_malformed_line_names_file_and_line(tmp_path, bad_line, message):
 
 
 def test_default_config_names_known_retrievers():
-    from pathlib import Path
-
     from omegaconf import OmegaConf
 
-    conf_dir = Path(__file__).resolve().parents[1] / "hydra_conf"
+    from melscribe_torch.conf import CONF_DIR as conf_dir
     cfg = OmegaConf.load(conf_dir / "mining" / "default.yaml")
     models = {p.stem for p in (conf_dir / "model").glob("*.yaml")}
     assert cfg.retrievers and all(

@@ -184,3 +184,19 @@ def test_select_weight_refuses_clips_the_model_was_trained_on(tmp_path, tiny_mod
     out = capsys.readouterr()
     assert "validation split of the training run" in out.out
     assert "the model was trained on" in out.err and "--valid-fraction" in out.err
+
+
+def test_query_with_a_reranking_cross_encoder(index_dir, tiny_model_dir, tmp_path, capsys):
+    import torch
+
+    from melscribe_torch.models import CrossEncoder
+
+    torch.manual_seed(0)
+    cross_encoder = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    cross_encoder.save(tmp_path / "ce")
+    args = ["query", "--index", str(index_dir), REQUEST, "-k", "3", "--json"]
+    assert main([*args, "--rerank", str(tmp_path / "ce"), "--rerank-depth", "4"]) == 0
+    recs = json.loads(capsys.readouterr().out)["recommendations"]
+    logits = cross_encoder.predict([(REQUEST, ", ".join(r["descriptors"])) for r in recs])
+    assert [r["score"] for r in recs] == pytest.approx(logits.tolist(), abs=1e-4)
+    assert recs[0]["score"] >= recs[1]["score"] >= recs[2]["score"]

@@ -1,4 +1,5 @@
 import pytest
+import torch
 from recommend_fakes import FAKE_MODEL, SONGS, KeywordEncoder, write_csv
 
 from melscribe_torch.recommend.catalog import load_catalog
@@ -106,3 +107,40 @@ def test_faiss_backend_matches_exact(recommender, backend):
         assert [r.song_id for r in fast.recommend(text, k=3)] == [
             r.song_id for r in recommender.recommend(text, k=3)
         ]
+
+
+class PianoScorer:
+    """A stand-in cross-encoder that prefers sets with "piano", then keeps the order."""
+
+    def __init__(self):
+        self.pairs = []
+
+    def predict(self, pairs, *, batch_size=64, precision="fp32"):
+        self.pairs += list(pairs)
+        return torch.tensor([float("piano" in document) for _, document in pairs])
+
+
+def test_a_reranker_reorders_the_first_stage_top_sets(recommender):
+    plain = recommender.recommend(REQUEST, k=10, retriever="lexical")
+    scorer = PianoScorer()
+    recommender.reranker, recommender.rerank_depth = scorer, 10
+    reranked = recommender.recommend(REQUEST, k=10, retriever="lexical")
+    piano = [r.song_id for r in plain if "piano" in r.descriptors]
+    assert piano and [r.song_id for r in reranked[: len(piano)]] == piano
+    assert {r.song_id for r in reranked} == {r.song_id for r in plain}
+    assert reranked[0].score == 1.0  # the cross-encoder's logit
+    assert all(request == REQUEST for request, _ in scorer.pairs)
+
+
+def test_rerank_depth_limits_what_the_reranker_reads(recommender):
+    plain = recommender.recommend(REQUEST, k=3, retriever="lexical")
+    scorer = PianoScorer()
+    recommender.reranker, recommender.rerank_depth = scorer, 1
+    reranked = recommender.recommend(REQUEST, k=3, retriever="lexical")
+    assert len(scorer.pairs) == 1
+    assert [r.song_id for r in reranked] == [r.song_id for r in plain]
+
+
+def test_rerank_depth_must_be_positive(recommender):
+    with pytest.raises(ValueError, match="rerank_depth must be >= 1"):
+        Recommender(recommender.index, KeywordEncoder(), rerank=PianoScorer(), rerank_depth=0)

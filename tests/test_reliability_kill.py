@@ -16,7 +16,7 @@ import torch
 from recommend_fakes import FAKE_MODEL, SONGS, KeywordEncoder, write_csv
 from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_tiny_data
 
-import train
+from melscribe_torch.cli import train
 from melscribe_torch.io import is_temp_file
 from melscribe_torch.models import BiEncoder
 from melscribe_torch.recommend.index import build_index, load_index

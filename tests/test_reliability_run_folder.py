@@ -12,7 +12,7 @@ import sys
 import pytest
 from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_tiny_data
 
-import train
+from melscribe_torch.cli import train
 from melscribe_torch.locking import LockError
 from melscribe_torch.training.run_guard import RunSettingsError
 

@@ -100,11 +100,9 @@ def test_binary_metrics_by_hand():
 
 
 def test_default_config_names_a_known_backbone():
-    from pathlib import Path
-
     from omegaconf import OmegaConf
 
-    conf_dir = Path(__file__).resolve().parents[1] / "hydra_conf"
+    from melscribe_torch.conf import CONF_DIR as conf_dir
     cfg = OmegaConf.load(conf_dir / "teacher" / "default.yaml")
     assert (conf_dir / "model" / f"{cfg.model}.yaml").is_file()
     assert cfg.steps > 0 and cfg.warmup_steps <= cfg.steps and 0 < cfg.valid_fraction < 1

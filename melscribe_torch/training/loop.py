@@ -30,7 +30,7 @@ from ..models.inference import autocast_context, training_attention
 from .batches import TrainingExample, batch_indices
 from .checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
 from .distributed import average_gradients, barrier, broadcast_parameters
-from .optimizer import build_adamw
+from .optimizer import build_adamw, decay_groups
 from .schedule import lr_at
 from .weight_average import WeightAverage
 
@@ -218,6 +218,7 @@ def train_bi_encoder(
     grad_accum: int = 1,
     lr: float = 2e-5,
     weight_decay: float = 0.01,
+    decay_bias_and_norm: bool = True,
     warmup_steps: int = 1000,
     max_grad_norm: float = 1.0,
     precision: str = "fp32",
@@ -251,6 +252,8 @@ def train_bi_encoder(
         loss_fn: The objective.
         grad_accum: Micro-batches per optimizer step.
         lr, weight_decay: AdamW settings.
+        decay_bias_and_norm: False exempts biases and norm weights from weight decay
+            (``optimizer.decay_groups``).
         warmup_steps: Linear warmup length (already clamped for short runs, see ``warmup_for``).
         max_grad_norm: Gradient clipping threshold.
         precision: "fp32", "bf16" or "fp16" (GPU; with a GradScaler) autocast.
@@ -296,7 +299,9 @@ def train_bi_encoder(
         set_dropout(model, dropout)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     metrics_path = Path(metrics_path) if metrics_path and rank == 0 else None
-    optimizer = build_adamw(model.parameters(), lr, weight_decay, device)
+    optimizer = build_adamw(
+        decay_groups(model, weight_decay, decay_bias_and_norm), lr, weight_decay, device
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     selects_average = select_metric.startswith("ema_")
     if selects_average and ema_decay is None:

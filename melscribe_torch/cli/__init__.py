@@ -1,0 +1,1 @@
+"""Console scripts ``melscribe-train`` and ``melscribe-evaluate`` (Hydra apps on ``melscribe_torch/conf``)."""
