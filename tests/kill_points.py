@@ -27,7 +27,6 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' helpers
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train.py
 
 
 def die() -> None:

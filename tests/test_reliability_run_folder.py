@@ -14,7 +14,7 @@ from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_t
 
 from melscribe_torch.cli import train
 from melscribe_torch.locking import LockError
-from melscribe_torch.training.run_guard import RunSettingsError
+from melscribe_torch.training.run_guard import RunSettingsError, check_settings
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,17 @@ def test_leftover_temporary_files_are_removed_and_the_users_files_kept(
     assert not temp_file.exists() and not temp_dir.exists()
     assert (run_dir / "notes.txt").read_text() == "mine"
     assert (run_dir / "checkpoint.pt.bak").read_text() == "mine too"
+
+
+def test_a_run_that_made_nothing_does_not_block_the_folder(tmp_path):
+    settings = {"data": {"root": "wrong/path"}, "train": {"steps": 2}}
+    assert check_settings(tmp_path, settings, overwrite=False).changes == []
+    # it failed at once (nothing made): the corrected run is not a settings change
+    fixed = {"data": {"root": "data"}, "train": {"steps": 2}}
+    assert check_settings(tmp_path, fixed, overwrite=False).changes == []
+    (tmp_path / "corpus.jsonl.meta.json").write_text("{}")  # now a stage has finished
+    with pytest.raises(RunSettingsError, match="half-finished run .*data.root: 'data' -> 'other'"):
+        check_settings(tmp_path, {**fixed, "data": {"root": "other"}}, overwrite=False)
 
 
 HOLD_LOCK = """

@@ -2,8 +2,8 @@
 
 On entering (rank 0): the folder's lock is taken (``locking``), temporary files that a killed
 process left are removed, and the settings are compared with ``run-settings.json``, written
-by the first run in the folder. A folder holding a finished or half-finished run made with
-other settings is refused, naming the keys that differ, unless ``train.overwrite=true``: then
+by the first run in the folder. A folder holding a finished or half-finished run (a stage
+done, or a checkpoint) made with other settings is refused, naming the keys that differ, unless ``train.overwrite=true``: then
 the stages those settings reach run again and the change is appended to the record's
 ``changes``, which ``results.json`` carries.
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from ..io import atomic_write_json, is_temp_file
 from ..locking import exclusive_lock
+from .checkpoint import CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ def check_settings(run_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
     }
     if not changed:
         return RunFolder(changes)
+    if not made_anything(run_dir):  # e.g. a run that failed at once on a wrong path: nothing to lose
+        atomic_write_json(path, {"settings": new, "changes": changes})
+        return RunFolder(changes)
     state = "finished" if (run_dir / "results.json").is_file() else "half-finished"
     if not overwrite:
         shown = "; ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in list(changed.items())[:8])
@@ -108,6 +112,11 @@ def check_settings(run_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
     log.warning("run folder %s: settings changed under train.overwrite: %s", run_dir, ", ".join(changed))
     atomic_write_json(path, {"settings": new, "changes": changes})
     return RunFolder(changes, changed_now=True)
+
+
+def made_anything(run_dir: Path) -> bool:
+    """Whether a stage finished in ``run_dir`` (its ``.meta.json``) or training checkpointed."""
+    return any(run_dir.glob("*.meta.json")) or (run_dir / CHECKPOINT_FILE).exists()
 
 
 def remove_leftovers(run_dir: Path) -> None:
