@@ -62,7 +62,8 @@ def shrink(test_set, num_queries: int, num_docs: int):
 
 
 def recall_at_10(q_emb: torch.Tensor, d_emb: torch.Tensor, test_set) -> float:
-    from melscribe_torch.evaluation import exact_topk, ranking_metrics
+    from melscribe_torch.evaluation import ranking_metrics
+    from melscribe_torch.retrieval import exact_topk
 
     doc_ids = list(test_set.corpus)
     _, indices = exact_topk(q_emb.float(), d_emb.float(), k=10, score="cos")

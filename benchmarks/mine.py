@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from melscribe_torch.data import RetrievalSet  # noqa: E402
-from melscribe_torch.evaluation import exact_topk  # noqa: E402
 from melscribe_torch.models import BiEncoder, resolve_model_path  # noqa: E402
+from melscribe_torch.retrieval import exact_topk  # noqa: E402
 
 SOURCES = ["musiccaps", "lp-musiccaps-mc", "conceptcaps"]
 GPL_QUERY_BATCH = 128  # gpl's miner scores requests in batches of this many

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from melscribe_torch.evaluation.search import exact_topk
 from melscribe_torch.io import atomic_write_json
 from melscribe_torch.provenance import library_versions, machine_info
 from melscribe_torch.recommend.recommender import build_faiss_index
+from melscribe_torch.retrieval import exact_topk
 
 
 def random_embeddings(n: int, dim: int, dtype: str, seed: int) -> np.ndarray:

@@ -3,12 +3,11 @@ import torch
 
 from melscribe_torch.data import RetrievalSet, paper_test_set
 from melscribe_torch.evaluation import (
-    DenseRetriever,
-    TfidfRetriever,
     count_empty_set_requests,
     evaluate_over_seeds,
     evaluate_retrieval_set,
 )
+from melscribe_torch.retrieval import DenseRetriever, TfidfRetriever
 
 KEYWORDS = ["piano", "rock", "jazz", "drums"]
 

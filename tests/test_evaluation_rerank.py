@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from melscribe_torch.evaluation import build_retriever
-from melscribe_torch.evaluation.rerank import RerankRetriever, parse_rerank_name, rerank_top
-from melscribe_torch.evaluation.retrievers import TfidfRetriever
+from melscribe_torch.evaluation.retrievers import parse_rerank_name
 from melscribe_torch.models import CrossEncoder
+from melscribe_torch.retrieval import TfidfRetriever
+from melscribe_torch.retrieval.rerank import RerankRetriever, rerank_top
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -159,29 +159,6 @@ def test_lexical_mining_ranks_the_near_duplicate_first(method):
         assert len(ids) == len(set(ids))
 
 
-def test_bm25_matches_a_naive_formula():
-    import math
-
-    from melscribe_torch.mining import bm25_matrices
-
-    corpus = ["rock guitar rock", "jazz piano", "rock piano soft slow"]
-    q_mat, d_mat = bm25_matrices(["rock piano"], corpus)
-    scores = (q_mat @ d_mat.T).toarray()[0]
-    docs = [text.split() for text in corpus]
-    avgdl = sum(map(len, docs)) / len(docs)
-
-    def naive(doc):
-        total = 0.0
-        for term in ["rock", "piano"]:
-            df = sum(term in d for d in docs)
-            idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
-            tf = doc.count(term)
-            total += idf * tf * 2.5 / (tf + 1.5 * (0.25 + 0.75 * len(doc) / avgdl))
-        return total
-
-    assert scores.tolist() == pytest.approx([naive(d) for d in docs])
-
-
 def test_unknown_lexical_method():
     with pytest.raises(ValueError, match="valid: tfidf, bm25"):
         mine_lexical(toy_pairs(), method="splade")

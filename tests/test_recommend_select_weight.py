@@ -29,7 +29,8 @@ def test_validation_grid_on_training_clips(data_root):
         load_training_records,
         split_for_validation,
     )
-    from melscribe_torch.evaluation import TfidfRetriever, evaluate_retrieval_set
+    from melscribe_torch.evaluation import evaluate_retrieval_set
+    from melscribe_torch.retrieval import TfidfRetriever
 
     result = select_fusion_weight(
         KeywordEncoder(), data_root, alphas=(0.0, 1.0), seeds=(0,), max_ngrams=(1, 2)

@@ -1,4 +1,4 @@
-"""Evaluation: exact top-k search, IR metrics, retrievers and the paper's 3-seed protocol."""
+"""Evaluation: IR metrics, retrievers by name and the paper's 3-seed protocol."""
 
 from .metrics import DEFAULT_K_VALUES, METRIC_NAMES, ranking_metrics
 from .protocol import (
@@ -8,11 +8,9 @@ from .protocol import (
     evaluate_over_seeds,
     evaluate_retrieval_set,
 )
-from .retrievers import DenseRetriever, Retriever, TfidfRetriever, build_retriever, sparse_topk
-from .search import SCORE_FUNCTIONS, exact_topk
+from .retrievers import build_retriever
 
 __all__ = [
-    "DEFAULT_K_VALUES", "DenseRetriever", "METRIC_NAMES", "PAPER_SEEDS", "Retriever", "SCORE_FUNCTIONS",
-    "TfidfRetriever", "aggregate", "build_retriever", "count_empty_set_requests", "evaluate_over_seeds", "evaluate_retrieval_set", "exact_topk",
-    "ranking_metrics", "sparse_topk",
+    "DEFAULT_K_VALUES", "METRIC_NAMES", "PAPER_SEEDS", "aggregate", "build_retriever",
+    "count_empty_set_requests", "evaluate_over_seeds", "evaluate_retrieval_set", "ranking_metrics",
 ]

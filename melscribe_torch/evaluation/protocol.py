@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..data.sampling import RetrievalSet
+from ..retrieval import Retriever
 from .metrics import DEFAULT_K_VALUES, ranking_metrics
-from .retrievers import Retriever
 
 PAPER_SEEDS = (0, 1, 2)
 

@@ -9,17 +9,13 @@ from .hard_negatives import (
     read_hard_negatives,
     write_hard_negatives,
 )
-from .lexical import LEXICAL_METHODS, bm25_matrices, tfidf_matrices
 
 __all__ = [
     "HARD_NEGATIVES_FILE",
-    "LEXICAL_METHODS",
-    "bm25_matrices",
     "drop_described",
     "mine_hard_negatives",
     "mine_lexical",
     "mine_with_encoder",
     "read_hard_negatives",
-    "tfidf_matrices",
     "write_hard_negatives",
 ]

@@ -27,10 +27,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from melscribe_torch.data import RetrievalSet
-from melscribe_torch.evaluation import exact_topk, sparse_topk
 from melscribe_torch.io import atomic_write_text
-
-from .lexical import LEXICAL_METHODS, bm25_matrices, tfidf_matrices
+from melscribe_torch.retrieval import exact_topk, lexical_matrices, sparse_topk
 
 HARD_NEGATIVES_FILE = "hard-negatives.jsonl"
 
@@ -47,7 +45,7 @@ def mine_hard_negatives(
 ) -> list[list[int]]:
     """Per request, the indices of its top-k documents that are not among its positives.
 
-    Streams over request and document chunks (``evaluation.exact_topk``), so memory stays
+    Streams over request and document chunks (``retrieval.exact_topk``), so memory stays
     O(query_chunk * (corpus_chunk + k)). On CUDA the embeddings are cast to fp16 for the
     matmul (after L2-normalising in fp32 for "cos"): it halves memory traffic and uses tensor
     cores; fp16 rounding can only swap documents whose scores tie to ~1e-3.
@@ -192,12 +190,11 @@ def mine_lexical(
     Returns:
         Request id -> negative document ids, best first, for the shard's requests.
     """
-    if method not in LEXICAL_METHODS:
-        raise ValueError(f"unknown lexical method {method!r}; valid: {', '.join(LEXICAL_METHODS)}")
     qids = _shard(pairs, rank, world_size)
     doc_ids = list(pairs.corpus)
-    build = tfidf_matrices if method == "tfidf" else bm25_matrices
-    q_mat, d_mat = build([pairs.queries[q] for q in qids], [pairs.corpus[d] for d in doc_ids])
+    q_mat, d_mat = lexical_matrices(
+        method, [pairs.queries[q] for q in qids], [pairs.corpus[d] for d in doc_ids]
+    )
     positives = _positive_indices(pairs, qids, doc_ids, same_clip)
     # Ask for enough extra documents that dropping the positives still leaves k.
     extra = max((len(p) for p in positives), default=0)

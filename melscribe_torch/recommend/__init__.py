@@ -1,13 +1,12 @@
 """Recommendation: index a song catalog, then recommend songs for natural-language requests.
 
 ``catalog`` reads CSV/JSONL catalogs, ``index`` builds/appends/loads the on-disk index,
-``recommender`` is the Python API, ``explain`` says why a song matched, ``hybrid`` fuses
-dense and TF-IDF scores, ``select_weight`` chooses the fusion weight on validation data,
-``cli`` is ``melscribe-recommend``.
+``recommender`` is the Python API, ``explain`` says why a song matched, ``select_weight``
+chooses the hybrid's fusion weight on validation data, ``cli`` is ``melscribe-recommend``.
+Search, TF-IDF and score fusion live in ``melscribe_torch.retrieval``.
 """
 
 from .catalog import Song, load_catalog
-from .hybrid import HybridRetriever, fuse_scores, zscore
 from .index import (
     IndexCorruptError,
     IndexMismatchError,
@@ -19,7 +18,6 @@ from .index import (
 from .recommender import Recommendation, Recommender
 
 __all__ = [
-    "HybridRetriever",
     "IndexCorruptError",
     "IndexMismatchError",
     "Recommendation",
@@ -27,9 +25,7 @@ __all__ = [
     "Song",
     "SongIndex",
     "build_index",
-    "fuse_scores",
     "load_catalog",
     "load_index",
     "model_fingerprint",
-    "zscore",
 ]

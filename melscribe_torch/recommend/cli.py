@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ..errors import DEBUG_FLAG, USER_ERROR_STATUS, debugging, one_line, take_debug_flag
 from ..data.training import DEFAULT_VALID_FRACTION
+from ..retrieval import FUSION_METHODS
 from .catalog import load_catalog
-from .hybrid import FUSION_METHODS
 from .index import (
     DTYPES,
     SCORES,

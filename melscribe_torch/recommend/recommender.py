@@ -19,10 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.rerank import rerank_top
-from ..evaluation.search import exact_topk
+from ..retrieval import (
+    TfidfScorer,
+    check_fusion,
+    check_max_ngram,
+    dense_scores,
+    exact_topk,
+    fused_topk,
+)
+from ..retrieval.rerank import rerank_top
 from .explain import explain
-from .hybrid import FUSION_METHODS, TfidfScorer, check_max_ngram, dense_scores, fused_topk
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
 
 log = logging.getLogger(__name__)
@@ -101,12 +107,7 @@ class Recommender:
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if method not in FUSION_METHODS:
-            raise ValueError(
-                f"unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}"
-            )
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"fusion weight alpha must be in [0, 1], got {alpha}")
+        check_fusion(alpha, method)
         if isinstance(explain_top, bool) or not isinstance(explain_top, int) or explain_top < 0:
             raise ValueError(f"explain_top must be an integer >= 0 (descriptors per explanation), got {explain_top!r}")
         self.index, self.encoder = index, encoder

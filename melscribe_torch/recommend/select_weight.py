@@ -32,7 +32,7 @@ from ..data.training import (
     split_for_validation,
 )
 from ..evaluation.metrics import ranking_metrics
-from .hybrid import TfidfScorer, fuse_scores
+from ..retrieval import EmbeddingCache, TfidfScorer, fuse_scores
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def select_fusion_weight(
         )
     per_cell: dict[tuple[int, float], list[float]] = {(n, a): [] for n in max_ngrams for a in alphas}
     num_requests, num_sets = [], []
-    cache: dict[str, torch.Tensor] = {}  # the requests are the same sentences for every seed
+    # The requests are the same sentences for every seed: each is encoded once.
+    embeddings = EmbeddingCache(encoder, batch_size, precision, normalize=True)
     for seed in seeds:
         vset = build_validation_set(valid, seed, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT)
         qids = [q for q in vset.queries if vset.qrels.get(q)]
@@ -100,8 +101,8 @@ def select_fusion_weight(
         queries = [vset.queries[q] for q in qids]
         corpus = [vset.corpus[d] for d in doc_ids]
         relevant = [vset.qrels[q] for q in qids]
-        d_emb = _encode(encoder, corpus, cache, batch_size, precision)
-        q_emb = _encode(encoder, queries, cache, batch_size, precision)
+        d_emb = embeddings.encode(corpus)
+        q_emb = embeddings.encode(queries)
         dense = q_emb @ d_emb.T  # (Q, N): small for a validation set
         k = int(metric.split("@")[1])
         for max_ngram in max_ngrams:
@@ -168,17 +169,6 @@ def training_run_split(model_dir: str | Path) -> dict | None:
         "trained_clips": trained,
         "run_dir": str(run_dir),
     }
-
-
-def _encode(
-    encoder, texts: list[str], cache: dict[str, torch.Tensor], batch_size: int, precision: str
-) -> torch.Tensor:
-    """(len(texts), H) L2-normalised embeddings, encoding only texts not in ``cache``."""
-    new = [t for t in dict.fromkeys(texts) if t not in cache]
-    if new:
-        emb = encoder.encode(new, batch_size=batch_size, precision=precision).float()
-        cache.update(zip(new, torch.nn.functional.normalize(emb, dim=-1)))
-    return torch.stack([cache[t] for t in texts]) if texts else torch.empty(0, 0)
 
 
 def format_selection(result: dict) -> str:

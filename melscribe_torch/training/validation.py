@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..data.sampling import RetrievalSet
 from ..evaluation.metrics import ranking_metrics
-from ..evaluation.search import exact_topk
+from ..retrieval import exact_topk
 
 
 def validation_recall(

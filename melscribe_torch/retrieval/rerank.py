@@ -13,8 +13,6 @@ import torch
 
 from .retrievers import Retriever
 
-PREFIX = "rerank:"
-
 
 def rerank_top(
     cross_encoder,
@@ -100,18 +98,3 @@ class RerankRetriever:
             precision=self.precision,
         )
         return scores[:, :k], indices[:, :k]
-
-
-def parse_rerank_name(name: str) -> tuple[str, str]:
-    """``rerank:<cross-encoder>@<first stage>`` -> (cross-encoder, first stage).
-
-    The first ``@`` after the prefix separates the two, so a cross-encoder path must not hold one.
-    """
-    body = name.removeprefix(PREFIX)
-    cross_encoder, at, first_stage = body.partition("@")
-    if not name.startswith(PREFIX) or not at or not cross_encoder or not first_stage:
-        raise ValueError(
-            f"retriever {name!r}: write rerank:<cross-encoder dir>@<first-stage retriever>, "
-            "e.g. rerank:outputs/train/<run>/cross-encoder@hybrid:outputs/train/<run>/best"
-        )
-    return cross_encoder, first_stage

@@ -2,7 +2,8 @@ import pytest
 import torch
 from recommend_fakes import KeywordEncoder
 
-from melscribe_torch.recommend.hybrid import HybridRetriever, fuse_scores, fused_topk, ranks, zscore
+from melscribe_torch.retrieval import HybridRetriever, fuse_scores, fused_topk
+from melscribe_torch.retrieval.fusion import ranks, zscore
 
 DENSE = torch.tensor([[0.9, 0.5, 0.1, 0.3], [0.2, 0.4, 0.6, 0.8]])
 LEXICAL = torch.tensor([[0.0, 0.0, 1.0, 0.5], [0.3, 0.0, 0.0, 0.0]])
@@ -53,11 +54,11 @@ def test_bad_fusion_settings():
 
 
 def test_fused_topk_in_blocks_equals_one_block(monkeypatch):
-    from melscribe_torch.recommend import hybrid
+    from melscribe_torch.retrieval import search
 
     dense, lexical = torch.rand(7, 5), torch.rand(7, 5)
     expected = torch.topk(fuse_scores(dense, lexical, 0.3), 3, dim=1)
-    monkeypatch.setattr(hybrid, "MAX_BLOCK_CELLS", 10)  # 2 requests per block
+    monkeypatch.setattr(search, "MAX_BLOCK_CELLS", 10)  # 2 requests per block
     scores, indices = fused_topk(lambda a, b: dense[a:b], lambda a, b: lexical[a:b], 7, 5, 3, 0.3)
     torch.testing.assert_close(scores, expected.values)
     assert torch.equal(indices, expected.indices)
@@ -97,28 +98,3 @@ def test_hybrid_retriever_encodes_each_text_once_across_searches():
     retriever.search(["sad piano"], ["sad, piano", "rock"], k=1)
     retriever.search(["sad piano"], ["rock", "jazz"], k=1)  # a second seed: new set "jazz" only
     assert encoder.encoded == ["sad, piano", "rock", "sad piano", "jazz"]
-
-
-def test_tfidf_topk_in_blocks_equals_dense_topk(monkeypatch):
-    from melscribe_torch.recommend import hybrid
-
-    corpus = ["sad piano", "rock guitar", "calm jazz piano", "tropical steel drums"]
-    queries = ["piano", "guitar rock", "steel", "jazz piano calm"]
-    scorer = hybrid.TfidfScorer(corpus)
-    expected = torch.topk(scorer.scores(queries), 2, dim=1)
-    monkeypatch.setattr(hybrid, "MAX_BLOCK_CELLS", 4)  # one request per block
-    scores, indices = scorer.topk(queries, 2)
-    torch.testing.assert_close(scores, expected.values)
-    assert torch.equal(indices, expected.indices)
-
-
-def test_tfidf_ngrams_match_descriptor_phrases_that_single_words_cannot_tell_apart():
-    from melscribe_torch.recommend.hybrid import TfidfScorer
-
-    corpus = ["male voice, no guitar", "no voice, male guitar"]  # the same bag of words
-    words = TfidfScorer(corpus).scores(["male voice"])[0]
-    assert words[0] == pytest.approx(words[1])
-    phrases = TfidfScorer(corpus, max_ngram=2).scores(["male voice"])[0]
-    assert phrases[0] > phrases[1]
-    with pytest.raises(ValueError, match="max_ngram"):
-        TfidfScorer(corpus, max_ngram=0)

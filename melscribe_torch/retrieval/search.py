@@ -1,17 +1,25 @@
-"""Exact top-k search, chunked over requests and documents so memory stays bounded.
+"""Exact top-k search, chunked so memory stays bounded.
 
-For each block of requests, scores against each block of documents are computed with one
-matmul and merged into a running top-k: peak memory is O(query_chunk * (corpus_chunk + k))
-whatever the corpus size, which is what lets mining and recommendation scale to millions of
-descriptor sets.
+`exact_topk`: for each block of requests, scores against each block of documents are
+computed with one matmul and merged into a running top-k: peak memory is
+O(query_chunk * (corpus_chunk + k)) whatever the corpus size, which is what lets mining and
+recommendation scale to millions of descriptor sets.
+
+`blockwise_topk`: the top-k of any full score rows (lexical, fused) computed a block of
+requests at a time, so one (requests x documents) block is alive at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 SCORE_FUNCTIONS = ("cos", "dot")
+# Floats in one (requests x documents) score block of `blockwise_topk`: bounds memory for large corpora.
+MAX_BLOCK_CELLS = 2**24
 
 
 def _prepare(emb: torch.Tensor, score: str) -> torch.Tensor:
@@ -91,3 +99,39 @@ def _mask_excluded(scores: torch.Tensor, exclude: list[list[int]], offset: int) 
                 cols.append(index - offset)
     if rows:
         scores[rows, cols] = float("-inf")
+
+
+def blockwise_topk(
+    score_rows: Callable[[int, int], torch.Tensor], num_queries: int, num_docs: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of score rows computed a block of requests at a time.
+
+    Args:
+        score_rows: ``(start, stop) -> (stop - start, num_docs)`` scores of those requests.
+        k: Documents per request (capped at ``num_docs``).
+
+    Returns:
+        (scores, indices), each (num_queries, min(k, num_docs)), best first.
+    """
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    k = min(k, num_docs)
+    scores_out = torch.empty(num_queries, k)
+    indices_out = torch.empty(num_queries, k, dtype=torch.long)
+    block = max(1, MAX_BLOCK_CELLS // max(num_docs, 1))
+    for start in range(0, num_queries, block):
+        stop = min(start + block, num_queries)
+        scores_out[start:stop], indices_out[start:stop] = torch.topk(score_rows(start, stop), k, dim=1)
+    return scores_out, indices_out
+
+
+def dense_scores(
+    q_emb: torch.Tensor, d_emb, device: torch.device | str = "cpu", corpus_chunk: int = 262144
+) -> torch.Tensor:
+    """(Q, N) dot scores of (normalised) request embeddings against a possibly memory-mapped (N, H) matrix."""
+    q = q_emb.to(device).float()
+    blocks = []
+    for start in range(0, d_emb.shape[0], corpus_chunk):
+        d = torch.as_tensor(np.asarray(d_emb[start : start + corpus_chunk])).to(device).float()
+        blocks.append((q @ d.T).cpu())
+    return torch.cat(blocks, dim=1) if blocks else torch.empty(q.shape[0], 0)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from melscribe_torch.evaluation import exact_topk
+from melscribe_torch.retrieval import exact_topk
 
 
 @pytest.mark.parametrize("score", ["cos", "dot"])
