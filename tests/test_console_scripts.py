@@ -77,3 +77,6 @@ def test_a_sweep_writes_under_outputs_and_each_job_returns_its_best_validation_m
         rows = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
         selected = results["valid_recall@10"]["select_metric"]
         assert returned == max(row[selected] for row in rows if selected in row)
+        # best/ carries a model card with its base model and the score it was kept for
+        card = (job / "best" / "README.md").read_text()
+        assert f"`{tiny_model_dir}`" in card and f"| `{selected}` | {100 * returned:.2f} |" in card

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from melscribe_torch.conf import CONF_DIR
 from melscribe_torch.errors import errors_in_one_line, take_debug_flag
+from melscribe_torch.model_card import write_model_cards
 from melscribe_torch.models.aliases import load_model_aliases
 from melscribe_torch.pipeline import (
     DataSettings,
@@ -66,6 +67,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     finally:
         cleanup()
     if rank == 0:
+        write_model_cards(run_dir)  # best/ and last/ say what they are and how they scored
         log.info(
             "validation Recall@10: %s; timings (s): %s",
             results["valid_recall@10"],
