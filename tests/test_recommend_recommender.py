@@ -99,7 +99,7 @@ def test_unknown_retriever_and_backend(recommender):
         Recommender(recommender.index, KeywordEncoder(), max_ngram=0)
 
 
-@pytest.mark.parametrize("backend", ["faiss", "faiss-flat", "faiss-hnsw"])
+@pytest.mark.parametrize("backend", ["faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf"])
 def test_faiss_backend_matches_exact(recommender, backend):
     pytest.importorskip("faiss")
     fast = Recommender(recommender.index, KeywordEncoder(), backend=backend)

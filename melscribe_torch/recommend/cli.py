@@ -30,6 +30,8 @@ from .index import (
 from .recommender import (
     BACKENDS,
     DEFAULT_ALPHA,
+    DEFAULT_HNSW_EF_SEARCH,
+    DEFAULT_IVF_NPROBE,
     DEFAULT_MAX_NGRAM,
     DEFAULT_METHOD,
     DEFAULT_RERANK_DEPTH,
@@ -118,7 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default="exact",
-        help="faiss-*: needs faiss-cpu; hnsw is approximate",
+        help="faiss-*: needs faiss-cpu; hnsw and ivf are approximate",
+    )
+    p.add_argument(
+        "--ef-search",
+        type=int,
+        default=DEFAULT_HNSW_EF_SEARCH,
+        help="faiss-hnsw: search breadth (more: higher recall, slower)",
+    )
+    p.add_argument(
+        "--nprobe",
+        type=int,
+        default=DEFAULT_IVF_NPROBE,
+        help="faiss-ivf: lists scanned per request (more: higher recall, slower)",
     )
     p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
     p.add_argument(
@@ -235,6 +249,8 @@ def _query(args: argparse.Namespace) -> int:
         method=args.method,
         max_ngram=args.max_ngram,
         backend=args.backend,
+        ef_search=args.ef_search,
+        nprobe=args.nprobe,
         explain_top=args.explain_top,
         rerank=args.rerank,
         rerank_depth=args.rerank_depth,

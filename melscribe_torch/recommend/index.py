@@ -9,8 +9,15 @@ Layout of an index directory (``<g>`` is a generation token, new for every write
     descriptors-<g>.json              distinct single descriptors (for explanations), a JSON list
     descriptor_embeddings-<g>.npy     (num_descriptors, dim)
 
-Many songs share a descriptor set, so each distinct set text is encoded once. With score
-``cos`` the stored embeddings are L2-normalised, so search is a plain dot product.
+Many songs share a descriptor set, so each distinct set text is encoded once. The set
+embeddings are stored the way search reads them: L2-normalised for score ``cos`` (manifest
+``"normalized": true``), so a score is a plain dot product, and in the index dtype (float16 by
+default: half the bytes to stream, and CPUs have a fast float16 matrix-vector kernel), so a
+request neither normalises nor converts the matrix (see ``dense_search``).
+
+Format 1 indexes (no ``normalized`` field) load too: rows found not to be unit length are
+normalised in memory on load (a warning says to re-index). A format newer than this
+package reads is refused.
 
 Writes never touch the files the current manifest names: new files get a new generation
 token and ``manifest.json`` is replaced last (``os.replace``), so a crash at any point leaves
@@ -44,7 +51,9 @@ from .index_folder import abandon_write, begin_write, end_write, files_of_manife
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Rows checked for unit length when a format 1 index is loaded.
+NORM_CHECK_ROWS = 4096
 DTYPES = ("float16", "float32")
 SCORES = ("cos", "dot")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx")
@@ -306,6 +315,7 @@ def _write_index(
             "model": model,
             "dim": int(dim),
             "score": score,
+            "normalized": score == "cos",
             "dtype": dtype,
             "num_songs": len(all_songs),
             "num_descriptor_sets": len(set_texts),
@@ -356,6 +366,12 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
         raise IndexCorruptError(
             f"{manifest_path} is unreadable or incomplete ({err!r}); rebuild the index"
         ) from None
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{manifest_path}: index format {version!r}, this package reads formats 1 to {FORMAT_VERSION}; "
+            "upgrade melscribe-torch or re-index"
+        )
     for role, path in paths.items():
         entry = files[role]
         if not path.is_file():
@@ -402,6 +418,8 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
         raise IndexCorruptError(
             f"index {directory}: song/set/descriptor counts differ from the manifest; rebuild the index"
         )
+    if version == 1:
+        set_emb = _upgrade_format_1(manifest, set_emb, directory)
     return SongIndex(
         directory,
         manifest,
@@ -412,6 +430,24 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
         descriptors,
         descriptor_emb,
     )
+
+
+def _upgrade_format_1(manifest: dict, set_emb: np.ndarray, directory: Path) -> np.ndarray:
+    """Format 1 did not record normalisation: check it, and normalise in memory when needed."""
+    manifest["normalized"] = manifest["score"] == "cos"
+    if not manifest["normalized"]:
+        return set_emb
+    head = set_emb[:NORM_CHECK_ROWS].astype(np.float32)
+    if np.allclose(np.linalg.norm(head, axis=1), 1.0, atol=1e-2):
+        return set_emb
+    log.warning(
+        "index %s (format 1) holds set embeddings that are not unit length: normalising them in memory "
+        "on every load; re-index to store them normalised",
+        directory,
+    )
+    rows = set_emb.astype(np.float32)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return rows.astype(set_emb.dtype)
 
 
 def _write_embeddings(

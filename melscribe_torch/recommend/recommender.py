@@ -11,6 +11,7 @@ catalog order, so songs sharing a descriptor set share a score.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,18 +25,29 @@ from ..retrieval import (
     check_fusion,
     check_max_ngram,
     dense_scores,
-    exact_topk,
     fused_topk,
 )
 from ..retrieval.rerank import rerank_top
+from .dense_search import SearchMatrix
 from .explain import explain
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
 
 log = logging.getLogger(__name__)
 
 RETRIEVERS = ("dense", "lexical", "hybrid")
-# "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" trades recall for speed.
-BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw")
+# "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" and "faiss-ivf" trade recall for speed.
+BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf")
+FAISS_KINDS = ("flat", "hnsw", "ivf")
+# Approximate-search settings, chosen on real embeddings by benchmarks/ann_sweep.py
+# (docs/recommend.md, section 7): at a million descriptor sets, IVF with 4 sqrt(N) lists
+# (k-means on 16 rows per list) scanning 32 of them kept 98.7% of the exact top-10 at a
+# p50 of 4 ms; HNSW stayed below 80% on 200k rows even at efSearch 256 (the highest measured).
+DEFAULT_HNSW_M = 32
+DEFAULT_HNSW_EF_CONSTRUCTION = 40
+DEFAULT_HNSW_EF_SEARCH = 256
+DEFAULT_IVF_LISTS_PER_SQRT = 4
+DEFAULT_IVF_TRAIN_PER_LIST = 16
+DEFAULT_IVF_NPROBE = 32
 # Fusion weight of the dense side and longest word n-gram of the TF-IDF side (lexical and
 # hybrid) when none is given: chosen together on validation data for the model of the default
 # `python train.py` by `python -m melscribe_torch.recommend select-weight` (docs/recommend.md).
@@ -81,10 +93,13 @@ class Recommender:
         encoder: The model the index was built with (``encode(texts, batch_size=, precision=)``).
         alpha: Dense weight of the hybrid retriever.
         method: Hybrid fusion, "zscore" or "rrf".
-        backend: "exact" (chunked exact search), "faiss" / "faiss-flat" or "faiss-hnsw" (needs faiss-cpu).
+        backend: "exact" (chunked exact search), "faiss" / "faiss-flat", "faiss-hnsw" or "faiss-ivf"
+            (need faiss-cpu; hnsw and ivf are approximate).
         device: Where exact search runs; None: CUDA when present, else CPU.
         explain_top: Descriptors per explanation.
         max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
+        ef_search: HNSW search breadth (backend "faiss-hnsw").
+        nprobe: IVF lists scanned per request (backend "faiss-ivf").
         rerank: A cross-encoder (or its directory) that reorders the retriever's first
             ``rerank_depth`` descriptor sets; None: no reranking.
         rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
@@ -102,6 +117,8 @@ class Recommender:
         batch_size: int = 64,
         precision: str = "fp32",
         max_ngram: int = DEFAULT_MAX_NGRAM,
+        ef_search: int = DEFAULT_HNSW_EF_SEARCH,
+        nprobe: int = DEFAULT_IVF_NPROBE,
         rerank=None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
@@ -120,6 +137,7 @@ class Recommender:
         self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
         check_max_ngram(max_ngram)  # now, not at the first lexical search
         self.max_ngram = max_ngram
+        self.ef_search, self.nprobe = ef_search, nprobe
         if rerank_depth < 1:
             raise ValueError(f"rerank_depth must be >= 1, got {rerank_depth}")
         if isinstance(rerank, (str, Path)):
@@ -129,6 +147,10 @@ class Recommender:
         self.reranker, self.rerank_depth = rerank, rerank_depth
         self._lexical: TfidfScorer | None = None
         self._faiss = None
+        # Once per load: the stored rows as a tensor on the search device (no per-request copy).
+        self._matrix = SearchMatrix(
+            index.set_emb, self.device, max_norm=1.0 if index.manifest.get("normalized") else None
+        )
         self._descriptor_rows = index.descriptor_rows()
 
     @classmethod
@@ -231,7 +253,7 @@ class Recommender:
             if self.backend != "exact":
                 return self._faiss_search(q_emb, num_sets)
             # stored embeddings are already normalised for "cos": a dot product suffices
-            return exact_topk(q_emb, set_emb, num_sets, score="dot", device=self.device)
+            return self._matrix.topk(q_emb, num_sets)
         lexical = self._lexical_scorer()
         if retriever == "lexical":
             return lexical.topk(list(texts), num_sets)
@@ -254,7 +276,10 @@ class Recommender:
         self, q_emb: torch.Tensor, num_sets: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self._faiss is None:
-            self._faiss = build_faiss_index(self.index.set_emb, hnsw=self.backend == "faiss-hnsw")
+            kind = {"faiss-hnsw": "hnsw", "faiss-ivf": "ivf"}.get(self.backend, "flat")
+            self._faiss = build_faiss_index(
+                self.index.set_emb, kind, ef_search=self.ef_search, nprobe=self.nprobe
+            )
         scores, rows = self._faiss.search(
             np.ascontiguousarray(q_emb.numpy(), dtype=np.float32), num_sets
         )
@@ -297,10 +322,30 @@ class Recommender:
         return out
 
 
+def ivf_lists(num_rows: int) -> int:
+    """IVF lists for ``num_rows`` rows: ``DEFAULT_IVF_LISTS_PER_SQRT * sqrt(N)`` (4,000 for a million)."""
+    return max(1, round(DEFAULT_IVF_LISTS_PER_SQRT * math.sqrt(num_rows)))
+
+
 def build_faiss_index(
-    d_emb: np.ndarray, hnsw: bool = False, hnsw_m: int = 32, ef_search: int = 128
+    d_emb: np.ndarray,
+    kind: str = "flat",
+    *,
+    hnsw_m: int = DEFAULT_HNSW_M,
+    ef_construction: int = DEFAULT_HNSW_EF_CONSTRUCTION,
+    ef_search: int = DEFAULT_HNSW_EF_SEARCH,
+    nlist: int | None = None,
+    nprobe: int = DEFAULT_IVF_NPROBE,
+    train: np.ndarray | None = None,
 ):
-    """A FAISS inner-product index over (N, H) embeddings: exact (IndexFlatIP) or HNSW.
+    """A FAISS inner-product index over (N, H) embeddings: exact (``flat``), ``hnsw`` or ``ivf``.
+
+    Args:
+        d_emb: The rows (any float dtype; FAISS stores float32).
+        kind: "flat" (IndexFlatIP, exact), "hnsw" (IndexHNSWFlat) or "ivf" (IndexIVFFlat).
+        hnsw_m, ef_construction, ef_search: HNSW graph degree, build and search breadth.
+        nlist: IVF lists (default `ivf_lists`); nprobe: lists scanned per request.
+        train: IVF k-means rows (default: ``DEFAULT_IVF_TRAIN_PER_LIST * nlist`` rows drawn with seed 0).
 
     Raises:
         ImportError: faiss is not installed (``pip install melscribe-torch[faiss]``).
@@ -311,15 +356,27 @@ def build_faiss_index(
         raise ImportError(
             "the FAISS backend needs faiss: pip install faiss-cpu (or use --backend exact)"
         ) from None
+    if kind not in FAISS_KINDS:
+        raise ValueError(f"unknown FAISS index kind {kind!r}; valid: {', '.join(FAISS_KINDS)}")
     # FAISS's OpenMP pool defaults to every core; share the threads torch was given instead,
     # or single requests pay for thread contention on a busy machine.
     faiss.omp_set_num_threads(torch.get_num_threads())
-    dim = d_emb.shape[1]
-    if hnsw:
+    num, dim = d_emb.shape
+    if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search
+    elif kind == "ivf":
+        nlist = min(nlist or ivf_lists(num), num)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        if train is None:
+            size = min(num, DEFAULT_IVF_TRAIN_PER_LIST * nlist)
+            rows = np.random.default_rng(0).choice(num, size, replace=False)
+            train = d_emb[np.sort(rows)]
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        index.nprobe = nprobe
     else:
         index = faiss.IndexFlatIP(dim)
-    for start in range(0, d_emb.shape[0], 65536):
+    for start in range(0, num, 65536):
         index.add(np.ascontiguousarray(d_emb[start : start + 65536], dtype=np.float32))
     return index

@@ -1,0 +1,140 @@
+"""Helpers of the search benchmarks (real_catalog, search_limit, ann_sweep, quantize_encoder) at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_benchmarks import load_script
+
+
+def test_catalog_texts_are_distinct_sets_topped_up_with_sub_sets():
+    real_catalog = load_script("real_catalog")
+    sets = [("a", "b", "c", "d"), ("a", "b", "c", "d"), ("e", "f"), ("g", "h", "i")]
+    few = real_catalog.catalog_texts(sets, 2, seed=0)
+    assert len(few) == 2 and set(few) <= {"a, b, c, d", "e, f", "g, h, i"}
+    more = real_catalog.catalog_texts(sets, 6, seed=0)
+    assert len(more) == len(set(more)) == 6
+    assert set(more[:3]) == {"a, b, c, d", "e, f", "g, h, i"}  # every real set first
+    for text in more[3:]:  # then sub-sets of two descriptors of a longer set
+        parts = text.split(", ")
+        assert len(parts) == 2 and any(set(parts) <= set(s) for s in sets)
+
+
+def test_expand_keeps_real_rows_first_and_makes_unit_float16_rows():
+    real_catalog = load_script("real_catalog")
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((50, 16)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    out = real_catalog.expand(real, 300, seed=1, mix=0.5, noise=0.02)
+    assert out.shape == (300, 16) and out.dtype == np.float16
+    np.testing.assert_allclose(out[:50], real, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(out.astype(np.float32), axis=1), 1, atol=2e-3)
+    # each synthetic row stays close to some real row (it is x_a moved at most halfway to x_b)
+    nearest = (out[50:].astype(np.float32) @ real.T).max(axis=1)
+    assert nearest.min() > 0.6 and len({r.tobytes() for r in out}) == 300
+    np.testing.assert_array_equal(out, real_catalog.expand(real, 300, seed=1, mix=0.5, noise=0.02))
+
+
+def test_against_scan_gives_ratios_to_the_scan_median():
+    search_limit = load_script("search_limit")
+    figures = search_limit.against_scan(
+        {"scan": [0.1, 0.2, 0.3], "search": [0.3, 0.3, 0.3], "batch": [1.6, 1.6, 1.6]},
+        per={"batch": 8},
+    )
+    assert figures["scan"]["ratio_to_scan"] == 1.0
+    assert figures["search"]["ratio_to_scan"] == pytest.approx(1.5)
+    assert figures["batch"]["per_request_ms"] == pytest.approx(200)
+    assert figures["batch"]["per_request_ratio_to_scan"] == pytest.approx(1.0)
+    assert figures["search"]["round_ratio_p50"] == pytest.approx(1.5)  # ratios 3, 1.5, 1
+
+
+def test_interleaved_timings_run_every_call_each_round_in_order():
+    search_limit = load_script("search_limit")
+    calls = []
+    seconds = search_limit.interleaved_timings(
+        {"a": lambda r: calls.append(("a", r)), "b": lambda r: calls.append(("b", r))},
+        rounds=2,
+        warmup=1,
+    )
+    assert calls == [("a", 0), ("b", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert [len(v) for v in seconds.values()] == [2, 2]
+
+
+def test_search_limit_runs_end_to_end_on_random_rows(tmp_path):
+    search_limit = load_script("search_limit")
+    out = tmp_path / "limit.json"
+    search_limit.main(
+        [
+            "--catalog",
+            "random",
+            "--sizes",
+            "3000",
+            "--dim",
+            "16",
+            "--repeats",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    row = json.loads(out.read_text())["results"][0]
+    assert row["same_top_k_as_float32_search"] is True and row["matrix_bytes"] == 3000 * 16 * 2
+    assert {"scan", "search", "batch", "before"} <= row.keys()
+
+
+def test_choose_takes_the_fastest_setting_that_reaches_the_target():
+    ann_sweep = load_script("ann_sweep")
+    rows = [
+        {"value": 8, "recall": 0.95, "p50_ms": 1.0},
+        {"value": 16, "recall": 0.985, "p50_ms": 2.0},
+        {"value": 32, "recall": 0.999, "p50_ms": 3.5},
+    ]
+    assert ann_sweep.choose(rows, 0.98)["value"] == 16
+    assert ann_sweep.choose(rows, 0.9999) is None
+
+
+def test_time_single_requests_interleaves_encoders_one_request_per_call():
+    quantize_encoder = load_script("quantize_encoder")
+    calls = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def encode(self, texts, batch_size):
+            calls.append((self.name, tuple(texts)))
+
+    figures = quantize_encoder.time_single_requests(
+        {"a": Fake("a"), "b": Fake("b")}, ["x", "y"], warmup=1
+    )
+    assert calls == [
+        ("a", ("x",)),
+        ("b", ("x",)),
+        ("a", ("x",)),
+        ("b", ("x",)),
+        ("a", ("y",)),
+        ("b", ("y",)),
+    ]
+    assert len(figures["a"]["runs_ms"]) == 2 and figures["a"]["p50_ms"] >= 0
+
+
+def test_quantize_int8_replaces_every_linear_layer_and_keeps_embeddings_close(tiny_model_dir):
+    from torch import nn
+
+    from melscribe_torch.models import BiEncoder
+
+    quantize_encoder = load_script("quantize_encoder")
+    texts = ["an upbeat tropical track, steel drums", "calm piano", "steeldrum, joyful"]
+    before = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu").encode(texts)
+    int8 = quantize_encoder.quantize_int8(
+        BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    )
+    assert not any(type(m) is nn.Linear for m in int8.backbone.modules())
+    after = int8.encode(texts)
+    assert after.shape == before.shape and after.dtype == before.dtype
+    cosine = (before * after).sum(-1) / (before.norm(dim=-1) * after.norm(dim=-1))
+    assert cosine.min() > 0.9
