@@ -55,7 +55,7 @@ def setup(args: argparse.Namespace) -> torch.device:
         torch.set_num_threads(args.threads)
     if args.device:
         return torch.device(args.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return pick_device()
 
 
 def load_peer(no_peer: bool) -> Any | None:

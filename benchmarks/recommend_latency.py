@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="recommend_latency.json")
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(args.device) if args.device else pick_device()
     queries = torch.from_numpy(random_embeddings(args.queries, args.dim, "float32", args.seed + 1))
     rows = []
     for n in sorted(args.sizes):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from hydra_callbacks import RETURN_FILE
 from training_fixtures import write_tiny_data
 
@@ -30,16 +31,25 @@ def run_script(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
     return done
 
 
-def config_groups() -> list[str]:
-    return sorted(
-        p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")
-    )
+def config_groups(app: str) -> set[str]:
+    """The groups ``<app>.yaml`` chooses in its defaults list (and train's +experiment presets)."""
+    defaults = yaml.safe_load((CONF_DIR / f"{app}.yaml").read_text())["defaults"]
+    keys = {next(iter(entry)) for entry in defaults if isinstance(entry, dict)}
+    return {key for key in keys if not key.startswith("override ")} | ({"experiment"} if app == "train" else set())
+
+
+def described_groups(help_text: str) -> set[str]:
+    return {line.split()[0] for line in help_text.splitlines() if line.startswith("  ") and line.split()}
+
+
+def test_every_config_group_belongs_to_an_app():
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__")}
+    assert groups == config_groups("train") | config_groups("evaluate")
 
 
 def test_train_help_describes_every_config_group_and_lists_its_options(tmp_path):
     text = run_script("melscribe_torch.cli.train", "--help", cwd=tmp_path).stdout
-    described = {line.split()[0] for line in text.splitlines() if line.startswith("  ") and line.split()}
-    assert set(config_groups()) <= described, text
+    assert config_groups("train") <= described_groups(text), text
     # the options come from the files, so a new preset or loss shows up without editing the help
     presets = ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
     assert f"experiment: {presets}" in text
@@ -48,6 +58,7 @@ def test_train_help_describes_every_config_group_and_lists_its_options(tmp_path)
 def test_evaluate_help_names_its_command(tmp_path):
     text = run_script("melscribe_torch.cli.evaluate", "--help", cwd=tmp_path).stdout
     assert text.startswith("melscribe-evaluate:") and "model=outputs/train/<run>/best" in text
+    assert config_groups("evaluate") <= described_groups(text), text
 
 
 def test_a_sweep_writes_under_outputs_and_each_job_returns_its_best_validation_metric(

@@ -67,11 +67,11 @@ def test_fused_topk_in_blocks_equals_one_block(monkeypatch):
 def test_hybrid_retriever_protocol_and_extremes():
     corpus = ["tropical, steel drums", "sad piano", "rock guitar", "calm jazz piano"]
     queries = ["tropical steel drums please", "sad piano"]
-    dense = HybridRetriever(KeywordEncoder(), "hybrid:kw", alpha=1.0)
+    dense = HybridRetriever(KeywordEncoder(), "hybrid:kw", alpha=1.0, method="zscore", max_ngram=1)
     scores, indices = dense.search(queries, corpus, k=10)
     assert scores.shape == indices.shape == (2, 4)
     assert indices[:, 0].tolist() == [0, 1]
-    lexical = HybridRetriever(KeywordEncoder(), "hybrid:kw", alpha=0.0)
+    lexical = HybridRetriever(KeywordEncoder(), "hybrid:kw", alpha=0.0, method="zscore", max_ngram=1)
     assert lexical.search(queries, corpus, k=2)[1][:, 0].tolist() == [0, 1]
 
 
@@ -88,13 +88,13 @@ def test_build_retriever_knows_hybrid_names(tiny_model_dir):
         2,
         str(tiny_model_dir),
     )
-    with pytest.raises(ValueError, match="needs a fusion weight"):
-        build_retriever(f"hybrid:{tiny_model_dir}")
+    with pytest.raises(ValueError, match=r"needs its fusion settings: set hybrid.method, hybrid.max_ngram"):
+        build_retriever(f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3})
 
 
 def test_hybrid_retriever_encodes_each_text_once_across_searches():
     encoder = KeywordEncoder()
-    retriever = HybridRetriever(encoder, "hybrid:kw", alpha=0.5)
+    retriever = HybridRetriever(encoder, "hybrid:kw", alpha=0.5, method="zscore", max_ngram=1)
     retriever.search(["sad piano"], ["sad, piano", "rock"], k=1)
     retriever.search(["sad piano"], ["rock", "jazz"], k=1)  # a second seed: new set "jazz" only
     assert encoder.encoded == ["sad, piano", "rock", "sad piano", "jazz"]

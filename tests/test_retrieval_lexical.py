@@ -71,3 +71,16 @@ def test_one_tfidf_serves_the_baseline_mining_and_the_hybrid():
 def test_unknown_lexical_method_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown lexical method 'splade'; valid: tfidf, bm25"):
         lexical_matrices("splade", ["piano"], ["piano"])
+
+
+def test_bm25_retriever_ranks_by_the_bm25_sum_and_evaluate_knows_it_by_name():
+    from melscribe_torch.evaluation import build_retriever
+
+    corpus = ["rock guitar rock", "jazz piano", "rock piano soft slow"]
+    retriever, source = build_retriever("bm25")
+    assert (retriever.name, source) == ("bm25", "bm25")
+    scores, indices = retriever.search(["rock piano"], corpus, 2)
+    q_mat, d_mat = bm25_matrices(["rock piano"], corpus)
+    expected = torch.topk(torch.from_numpy((q_mat @ d_mat.T).toarray()).float(), 2, dim=1)
+    torch.testing.assert_close(scores, expected.values)
+    assert indices.tolist() == expected.indices.tolist() == [[2, 0]]  # both words beat one word twice

@@ -14,7 +14,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from melscribe_torch.conf import CONF_DIR
 from melscribe_torch.data import DataError, custom_test_set, paper_test_set
 from melscribe_torch.errors import errors_in_one_line, take_debug_flag
 from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
@@ -24,10 +23,6 @@ from melscribe_torch.provenance import library_versions, machine_info
 
 log = logging.getLogger(__name__)
 
-
-def model_aliases() -> dict[str, dict]:
-    """Short model names (conf/model/<name>.yaml) -> their settings."""
-    return load_model_aliases(CONF_DIR / "model")
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     """Evaluate every retriever on every test set; write results.json/results.md into ``output_dir``."""
@@ -47,7 +42,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     results, sources = {}, {}
     for name in names:
         retriever, sources[name] = build_retriever(
-            name, model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision,
+            name, load_model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision,
             OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
             rerank=OmegaConf.to_container(cfg.rerank) if cfg.get("rerank") else None,
         )

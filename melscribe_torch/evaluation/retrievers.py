@@ -4,10 +4,10 @@ directory, or ``hybrid:<model>`` (the retriever classes are in ``melscribe_torch
 
 from __future__ import annotations
 
-from ..retrieval import DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
+from ..retrieval import Bm25Retriever, DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
 from ..retrieval.rerank import RerankRetriever
 
-BASELINES = ("tfidf",)
+BASELINES = {"tfidf": TfidfRetriever, "bm25": Bm25Retriever}  # lexical, fitted on each corpus searched
 RERANK_PREFIX = "rerank:"
 
 
@@ -23,9 +23,10 @@ def build_retriever(
     """A retriever from its name: a baseline, a short model name, or a model directory / hub id.
 
     Args:
-        name: ``"tfidf"``, a key of ``model_aliases`` (e.g. ``"minilm-l6"``), or a path / hub id;
+        name: ``"tfidf"`` or ``"bm25"``, a key of ``model_aliases`` (e.g. ``"minilm-l6"``), or a path / hub id;
             ``"hybrid:<model>"`` fuses that model with TF-IDF (``retrieval.HybridRetriever``).
-        model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``.
+        model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``;
+            None: the package's ``model/`` config group (``models.aliases``).
         hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf",
             "max_ngram": ...}``.
         rerank: Cascade settings for ``rerank:<cross-encoder dir>@<first stage>`` names
@@ -34,9 +35,10 @@ def build_retriever(
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
     """
-    if name == "tfidf":
-        return TfidfRetriever(), "tfidf"
-    from ..models import BiEncoder, CrossEncoder
+    if name in BASELINES:
+        return BASELINES[name](), name
+    from ..models import CrossEncoder
+    from ..models.aliases import load_bi_encoder, model_spec
 
     if name.startswith(RERANK_PREFIX):
         cross_encoder_path, first_name = parse_rerank_name(name)
@@ -50,22 +52,21 @@ def build_retriever(
         return retriever, f"{cross_encoder_path} over {source}"
 
     if name.startswith("hybrid:"):
-        dense, source = build_retriever(name.removeprefix("hybrid:"), model_aliases, score, batch_size, precision)
         settings = hybrid or {}
-        if "alpha" not in settings:
-            raise ValueError(f"retriever {name!r} needs a fusion weight: set hybrid.alpha (chosen on validation data)")
-        retriever = HybridRetriever(dense.encoder, name, float(settings["alpha"]), settings.get("method", "zscore"),
-                                    score, batch_size, precision, int(settings.get("max_ngram", 1)))
-        return retriever, source
-    alias = (model_aliases or {}).get(name)
-    if alias is not None:
-        encoder = BiEncoder.from_pretrained(
-            alias["name_or_path"], pooling=alias.get("pooling"), max_length=alias.get("max_length")
+        missing = [f"hybrid.{key}" for key in ("alpha", "method", "max_ngram") if key not in settings]
+        if missing:
+            raise ValueError(
+                f"retriever {name!r} needs its fusion settings: set {', '.join(missing)} "
+                "(the hybrid config group holds the ones chosen on validation data)"
+            )
+        dense, source = build_retriever(name.removeprefix("hybrid:"), model_aliases, score, batch_size, precision)
+        retriever = HybridRetriever(
+            dense.encoder, name, float(settings["alpha"]), settings["method"], int(settings["max_ngram"]),
+            score, batch_size, precision,
         )
-        source = alias["name_or_path"]
-    else:
-        encoder = BiEncoder.from_pretrained(name)
-        source = name
+        return retriever, source
+    encoder = load_bi_encoder(name, model_aliases)
+    source = model_spec(name, model_aliases)["name_or_path"]
     return DenseRetriever(encoder, name=name, score=score, batch_size=batch_size, precision=precision), source
 
 

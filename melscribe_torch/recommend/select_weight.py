@@ -33,6 +33,7 @@ from ..data.training import (
 )
 from ..evaluation.metrics import ranking_metrics
 from ..retrieval import EmbeddingCache, TfidfScorer, fuse_scores
+from .recommender import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def select_fusion_weight(
     root: str | Path,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     seeds: Sequence[int] = (0, 1, 2),
-    method: str = "zscore",
+    method: str = DEFAULT_METHOD,
     metric: str = "recall@10",
     batch_size: int = 64,
     precision: str = "fp32",

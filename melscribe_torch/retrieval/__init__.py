@@ -2,7 +2,7 @@
 
 ``search``: exact top-k by cosine or dot score, chunked; ``lexical``: TF-IDF (one
 implementation) and BM25; ``fusion``: dense + lexical score fusion; ``encoding``: cached
-encoding; ``retrievers``: TF-IDF, dense and hybrid retrievers behind one ``search`` protocol;
+encoding; ``retrievers``: TF-IDF, BM25, dense and hybrid retrievers behind one ``search`` protocol;
 ``rerank``: a cross-encoder reordering a first stage's top candidates.
 This package imports no other part of melscribe_torch, so everything can build on it.
 """
@@ -17,13 +17,14 @@ from .lexical import (
     lexical_matrices,
     sparse_topk,
 )
-from .retrievers import DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
+from .retrievers import Bm25Retriever, DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
 from .search import SCORE_FUNCTIONS, blockwise_topk, dense_scores, exact_topk
 
 __all__ = [
     "FUSION_METHODS",
     "LEXICAL_METHODS",
     "SCORE_FUNCTIONS",
+    "Bm25Retriever",
     "DenseRetriever",
     "EmbeddingCache",
     "HybridRetriever",

@@ -1,7 +1,8 @@
 """Retrievers: given requests and a corpus of descriptor-set texts, the top-k documents per request.
 
 A retriever is anything with ``name`` and ``search(queries, corpus, k) -> (scores, indices)``;
-TF-IDF (the paper's sparse baseline), dense bi-encoders and the hybrid of both ship here.
+TF-IDF (the paper's sparse baseline), BM25, dense bi-encoders and the hybrid of dense and
+TF-IDF ship here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from .encoding import EmbeddingCache
 from .fusion import check_fusion, fused_topk
-from .lexical import TfidfScorer, check_max_ngram
+from .lexical import TfidfScorer, bm25_matrices, check_max_ngram, sparse_topk
 from .search import dense_scores, exact_topk
 
 
@@ -32,6 +33,15 @@ class TfidfRetriever:
 
     def search(self, queries: Sequence[str], corpus: Sequence[str], k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return TfidfScorer(corpus).topk(queries, k)
+
+
+class Bm25Retriever:
+    """Okapi BM25 (k1=1.5, b=0.75, Lucene's idf; `lexical.bm25_matrices`) fitted on the corpus being searched."""
+
+    name = "bm25"
+
+    def search(self, queries: Sequence[str], corpus: Sequence[str], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return sparse_topk(*bm25_matrices(queries, corpus), k)
 
 
 class DenseRetriever:
@@ -69,10 +79,11 @@ class HybridRetriever:
     Args:
         encoder: A bi-encoder (``encode(texts, batch_size=..., precision=...)``).
         name: Row label, e.g. ``"hybrid:minilm-l6"``.
-        alpha: Weight of the dense side (chosen on validation data).
+        alpha: Weight of the dense side.
         method: "zscore" or "rrf".
-        score: "cos" or "dot" for the dense side.
         max_ngram: Longest word n-gram of the TF-IDF side.
+        (The three are chosen together on validation data: the ``hybrid`` config group.)
+        score: "cos" or "dot" for the dense side.
     """
 
     def __init__(
@@ -80,11 +91,11 @@ class HybridRetriever:
         encoder,
         name: str,
         alpha: float,
-        method: str = "zscore",
+        method: str,
+        max_ngram: int,
         score: str = "cos",
         batch_size: int = 64,
         precision: str = "fp32",
-        max_ngram: int = 1,
     ) -> None:
         check_fusion(alpha, method)
         check_max_ngram(max_ngram)
