@@ -59,3 +59,36 @@ def test_bad_jsonl_line_is_named(tmp_path):
     path.write_text('{"id": "a", "descriptors": "sad"}\n{oops\n')
     with pytest.raises(DataError, match="line 2: not valid JSON"):
         load_catalog(path)
+
+
+YOUTUBE = "https://www.youtube.com/watch?v={ytid}&t={start_s}s"
+
+
+def test_link_template_builds_source_urls(tmp_path):
+    rows = [
+        {"ytid": "-0Gj8-vB1q4", "start_s": "30", "descriptors": "sad, piano"},
+        {"ytid": "a&b", "start_s": "0", "descriptors": "rock"},  # quoted, not a new parameter
+        {"ytid": "c", "start_s": "", "descriptors": "jazz"},  # an empty field: no link
+    ]
+    songs = load_catalog(
+        write_csv(tmp_path / "mc.csv", rows), id_column="ytid", link_template=YOUTUBE
+    )
+    assert [s.link for s in songs] == [
+        "https://www.youtube.com/watch?v=-0Gj8-vB1q4&t=30s",
+        "https://www.youtube.com/watch?v=a%26b&t=0s",
+        None,
+    ]
+    assert load_catalog(write_csv(tmp_path / "plain.csv", SONGS))[0].link is None
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        (YOUTUBE, "the link template names column(s) start_s, ytid that the file lacks"),
+        ("https://example.org/", "names no column"),
+        ("https://example.org/{id", "link template"),
+    ],
+)
+def test_bad_link_template(tmp_path, template, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_catalog(write_csv(tmp_path / "songs.csv", SONGS), link_template=template)

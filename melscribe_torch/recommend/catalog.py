@@ -7,6 +7,8 @@ Schema (column names configurable):
   (JSONL), an LP-MusicCaps export string (``"['sad', 'piano']"`` or numpy style) or a
   comma-separated string (``"sad, piano"``).
 - title / artist columns (default ``title`` / ``artist``): optional; used when present.
+- a link to the song's source (optional): a template filled from the row's columns, e.g.
+  ``https://www.youtube.com/watch?v={ytid}&t={start_s}s`` for MusicCaps clips.
 
 Rows without descriptors are skipped and counted in one log line.
 """
@@ -17,6 +19,8 @@ import csv
 import io
 import json
 import logging
+import string
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +42,14 @@ class Song:
         descriptors: Its descriptors, in file order (at least one).
         title: Optional title.
         artist: Optional artist.
+        link: Optional URL of the song's source (e.g. a YouTube clip at its start time).
     """
 
     song_id: str
     descriptors: tuple[str, ...]
     title: str | None = None
     artist: str | None = None
+    link: str | None = None
 
 
 def load_catalog(
@@ -52,6 +58,7 @@ def load_catalog(
     descriptor_column: str = "descriptors",
     title_column: str | None = "title",
     artist_column: str | None = "artist",
+    link_template: str | None = None,
 ) -> list[Song]:
     """Read a CSV or JSONL catalog into songs, in file order.
 
@@ -61,6 +68,9 @@ def load_catalog(
         descriptor_column: Column holding the descriptors (required).
         title_column: Column holding the title; used when the file has it.
         artist_column: Column holding the artist; used when the file has it.
+        link_template: A ``str.format`` template of the song's source URL over the row's
+            columns (``"https://www.youtube.com/watch?v={ytid}&t={start_s}s"``); rows with
+            an empty field get no link.
 
     Returns:
         The songs with at least one descriptor.
@@ -85,6 +95,7 @@ def load_catalog(
             f"{', '.join(sorted(columns)) or '(none: empty file?)'}; "
             "choose them with --id-column / --descriptor-column"
         )
+    _check_link_template(path, link_template, columns)
     songs: list[Song] = []
     skipped = 0
     seen: dict[str, int] = {}
@@ -110,6 +121,7 @@ def load_catalog(
                 descriptors=tuple(descriptors),
                 title=_optional(row, title_column),
                 artist=_optional(row, artist_column),
+                link=_link(row, link_template),
             )
         )
     if duplicates:
@@ -139,6 +151,38 @@ def _descriptors(value: object) -> list[str]:
     if is_missing(text.strip()):
         return []
     return [d.strip() for d in parse_descriptor_list(text) if d.strip()]
+
+
+def _check_link_template(path: Path, template: str | None, columns: set[str]) -> None:
+    if template is None:
+        return
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise DataError(f"link template {template!r}: {err}") from None
+    if not fields:
+        raise DataError(f"link template {template!r} names no column, e.g. {{ytid}}")
+    missing = sorted(fields - columns)
+    if missing:
+        raise DataError(
+            f"catalog {path}: the link template names column(s) {', '.join(missing)} that the "
+            f"file lacks; columns found: {', '.join(sorted(columns))}"
+        )
+
+
+def _link(row: dict, template: str | None) -> str | None:
+    if template is None:
+        return None
+    values = {}
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        value = row.get(name)
+        if value is None or is_missing(str(value).strip()):
+            return None
+        # quote: an id with '&' or '#' must not change the URL's structure
+        values[name] = urllib.parse.quote(str(value).strip(), safe="")
+    return template.format(**values)
 
 
 def _optional(row: dict, column: str | None) -> str | None:

@@ -3,6 +3,7 @@
     melscribe-recommend index --catalog songs.csv --out my_index
     melscribe-recommend query --index my_index "upbeat tropical music with steel drums" -k 5
     melscribe-recommend query --index my_index --requests-file requests.txt --output out.jsonl
+    melscribe-recommend serve --index my_index --port 8000
     melscribe-recommend select-weight --model minilm-l6 --data-root ../shared/data
 
 Bad input exits with status 2 and a one-line error on stderr (--debug: the traceback).
@@ -20,6 +21,7 @@ from pathlib import Path
 from ..errors import DEBUG_FLAG, USER_ERROR_STATUS, debugging, one_line, take_debug_flag
 from ..data.training import DEFAULT_VALID_FRACTION
 from ..retrieval import FUSION_METHODS
+from ..serve import cli as serve_cli
 from .catalog import load_catalog
 from .index import (
     DTYPES,
@@ -87,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--descriptor-column", default="descriptors")
     p.add_argument("--title-column", default="title", help="used when the catalog has it")
     p.add_argument("--artist-column", default="artist", help="used when the catalog has it")
+    p.add_argument(
+        "--link-template",
+        help="the song's source URL from its columns, e.g. "
+        "'https://www.youtube.com/watch?v={ytid}&t={start_s}s' (shown by serve)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
         "--precision",
@@ -103,8 +110,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="with --requests-file: write the JSONL here instead of stdout")
     p.add_argument("-k", type=int, default=10, help="how many songs")
-    p.add_argument("--retriever", choices=RETRIEVERS, default="dense")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_recommender_options(p)
+
+    p = sub.add_parser(
+        "serve", help="answer requests over HTTP (JSON API and a web page); model loaded once"
+    )
+    p.add_argument("--index", required=True, help="the index directory")
+    _add_recommender_options(p)
+    serve_cli.add_arguments(p)
+
+    p = sub.add_parser(
+        "select-weight", help="choose the hybrid weight on validation data (training clips)"
+    )
+    p.add_argument("--model", default="minilm-l6")
+    p.add_argument("--data-root", required=True, help="the data directory (e.g. ../shared/data)")
+    p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD)
+    p.add_argument(
+        "--max-ngrams",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_MAX_NGRAMS),
+        help="candidate TF-IDF n-gram lengths, searched with alpha",
+    )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        help="share of training clips held out (default: the model's train.py run's, else 0.3)",
+    )
+    p.add_argument("--split-seed", type=int, help="clip split seed (default: as --valid-fraction)")
+    p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    return parser
+
+
+def _add_recommender_options(p: argparse.ArgumentParser) -> None:
+    """Options of the `Recommender` (query and serve)."""
+    p.add_argument("--retriever", choices=RETRIEVERS, default="dense")
     p.add_argument("--model", help="default: the model the index was built with")
     p.add_argument(
         "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: weight of the dense side"
@@ -152,29 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="check file sizes only, not checksums (faster on big indexes)",
     )
 
-    p = sub.add_parser(
-        "select-weight", help="choose the hybrid weight on validation data (training clips)"
-    )
-    p.add_argument("--model", default="minilm-l6")
-    p.add_argument("--data-root", required=True, help="the data directory (e.g. ../shared/data)")
-    p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD)
-    p.add_argument(
-        "--max-ngrams",
-        type=int,
-        nargs="+",
-        default=list(DEFAULT_MAX_NGRAMS),
-        help="candidate TF-IDF n-gram lengths, searched with alpha",
-    )
-    p.add_argument(
-        "--valid-fraction",
-        type=float,
-        help="share of training clips held out (default: the model's train.py run's, else 0.3)",
-    )
-    p.add_argument("--split-seed", type=int, help="clip split seed (default: as --valid-fraction)")
-    p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    return parser
+
+def _recommender_options(args: argparse.Namespace) -> dict:
+    """`Recommender.load` keyword arguments from `_add_recommender_options`' options."""
+    return {
+        "model": None if args.model is None else _model_path(args.model),
+        "verify": not args.no_verify,
+        "alpha": args.alpha,
+        "method": args.method,
+        "max_ngram": args.max_ngram,
+        "backend": args.backend,
+        "ef_search": args.ef_search,
+        "nprobe": args.nprobe,
+        "explain_top": args.explain_top,
+        "rerank": args.rerank,
+        "rerank_depth": args.rerank_depth,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,9 +220,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
     try:
-        return {"index": _index, "query": _query, "select-weight": _select_weight}[args.command](
-            args
-        )
+        commands = {
+            "index": _index,
+            "query": _query,
+            "serve": lambda a: serve_cli.serve(a, _recommender_options(a)),
+            "select-weight": _select_weight,
+        }
+        return commands[args.command](args)
     except Exception as err:
         if debugging():
             raise
@@ -198,7 +238,12 @@ def _index(args: argparse.Namespace) -> int:
     from ..models import BiEncoder
 
     songs = load_catalog(
-        args.catalog, args.id_column, args.descriptor_column, args.title_column, args.artist_column
+        args.catalog,
+        args.id_column,
+        args.descriptor_column,
+        args.title_column,
+        args.artist_column,
+        link_template=args.link_template,
     )
     model = _model_path(args.model)
     fingerprint = model_fingerprint(model)
@@ -241,19 +286,9 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be a positive integer, got {args.k}")
     if args.explain_top < 0:
         raise ValueError(f"--explain-top must be 0 or more (descriptors per explanation), got {args.explain_top}")
+    options = _recommender_options(args)
     recommender = Recommender.load(
-        args.index,
-        None if args.model is None else _model_path(args.model),
-        verify=not args.no_verify,
-        alpha=args.alpha,
-        method=args.method,
-        max_ngram=args.max_ngram,
-        backend=args.backend,
-        ef_search=args.ef_search,
-        nprobe=args.nprobe,
-        explain_top=args.explain_top,
-        rerank=args.rerank,
-        rerank_depth=args.rerank_depth,
+        args.index, options.pop("model"), verify=options.pop("verify"), **options
     )
     results = recommender.recommend_batch(requests, args.k, args.retriever)
     if args.requests_file:

@@ -3,7 +3,7 @@
 Layout of an index directory (``<g>`` is a generation token, new for every write)::
 
     manifest.json                     the commit point: model, sizes, files with sizes and sha256
-    songs-<g>.jsonl                   one song per line: id, title, artist, descriptors, set (row in sets)
+    songs-<g>.jsonl                   one song per line: id, title, artist, descriptors, set (row in sets), link (when known)
     sets-<g>.json                     distinct descriptor-set texts, a JSON list; row i <-> embedding row i
     set_embeddings-<g>.npy            (num_sets, dim) float16/float32, memory-mapped at load
     descriptors-<g>.json              distinct single descriptors (for explanations), a JSON list
@@ -286,6 +286,7 @@ def _write_index(
                     "artist": s.artist,
                     "descriptors": list(s.descriptors),
                     "set": r,
+                    **({"link": s.link} if s.link else {}),
                 },
                 ensure_ascii=False,
             )
@@ -394,7 +395,15 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
         songs, song_sets = [], []
         for line in paths["songs"].read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
-            songs.append(Song(row["id"], tuple(row["descriptors"]), row["title"], row["artist"]))
+            songs.append(
+                Song(
+                    row["id"],
+                    tuple(row["descriptors"]),
+                    row["title"],
+                    row["artist"],
+                    row.get("link"),
+                )
+            )
             song_sets.append(row["set"])
     except (ValueError, KeyError, OSError) as err:
         raise IndexCorruptError(
