@@ -41,6 +41,7 @@ from .data.training import (
 )
 from .io import atomic_write_json
 from .models import BiEncoder, CrossEncoder
+from .models.backbone import check_model_available
 from .provenance import library_versions, machine_info
 from .training import (
     StudentLoss,
@@ -237,6 +238,10 @@ def mine(
     negatives = {}
     # Dropping described sets (mining/false_negatives.py) needs spares to still keep k.
     k = 2 * settings.k if settings.exclude_described else settings.k
+    for name in settings.retrievers:  # every model first: a missing one fails before any work
+        if name not in ("tfidf", "bm25"):
+            spec = aliases.get(name, {"name_or_path": name})
+            check_model_available(spec["name_or_path"], f"mining.retrievers ({name})")
     for name in settings.retrievers:
         if name in ("tfidf", "bm25"):
             shard = mining.mine_lexical(
@@ -285,6 +290,7 @@ def train_teacher(
         metrics = {"given": settings.path}
     else:
         spec = aliases.get(settings.model, {"name_or_path": settings.model})
+        check_model_available(spec["name_or_path"], f"teacher.model ({settings.model})")
         # The new relevance head draws from torch's global RNG, whose state here depends on
         # what ran before: seed it, or two runs with one config get different teachers.
         torch.manual_seed(settings.seed)

@@ -103,3 +103,11 @@ def test_scripts_measure_our_side_alone(tiny_model_dir, tmp_path):
     entry = results["precisions"]["fp32"]
     assert "peer" not in entry and entry["ratio_ours_over_peer"] is None
     assert results["labelling"]["precisions"]["fp32"]["ours"]["rate"]["median"] > 0
+
+
+def test_rerank_latency_times_every_depth_and_precision(tiny_model_dir, tmp_path, data_root):
+    results = run_tiny(
+        "rerank_latency", tiny_model_dir, tmp_path / "rerank.json", "--data-root", str(data_root)
+    )
+    assert set(results) == {"fp32/depth-2", "fp32/depth-4", "bf16/depth-2", "bf16/depth-4"}
+    assert all(len(r["ms_per_request"]["runs"]) == 2 for r in results.values())

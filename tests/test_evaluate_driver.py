@@ -65,3 +65,39 @@ def test_paper_test_sets_on_the_real_data(data_root, tmp_path):
     cfg = compose_evaluate([f"data.root={data_root}", "retrievers=[tfidf]", "test_sets=[mc]", "seeds=[0]"])
     payload = evaluate.run(cfg, None)
     assert payload["results"]["tfidf"]["mc"]["num_requests"] == [2350]
+
+
+def test_a_runs_validation_sets_with_a_rerank_cascade(tmp_path, tiny_model_dir):
+    from melscribe_torch.data import RetrievalSet, write_beir
+    from melscribe_torch.models import CrossEncoder
+
+    run = tmp_path / "run"
+    for seed in (0, 1):
+        write_beir(
+            RetrievalSet(
+                queries={"c1_0": "calm piano", "c2_1": "loud rock drums", "c3_2": "sad slow vocal"},
+                corpus={"d0": "piano, calm", "d1": "rock, drums", "d2": "sad, slow", "d3": "jazz"},
+                qrels={"c1_0": {"d0"}, "c2_1": {"d1"}, "c3_2": {"d2"}},
+            ),
+            run / "validation" / f"seed-{seed}",
+        )
+    CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu").save(run / "cross-encoder")
+    cascade = f"rerank:{run / 'cross-encoder'}@tfidf"
+    cfg = compose_evaluate(
+        [
+            "test_sets=[valid]",
+            f"valid.run={run}",
+            f"retrievers=[tfidf,'{cascade}']",
+            "rerank.depth=2",
+            "seeds=[0,1]",
+        ]
+    )
+    results = evaluate.run(cfg, tmp_path / "out")["results"]
+    assert results["tfidf"]["valid"]["num_requests"] == [3, 3]
+    # reordering TF-IDF's top 2 cannot change whether the positive is among the top 2
+    for name in ("tfidf", cascade):
+        assert results[name]["valid"]["metrics"]["recall@3"]["mean"] == 1.0
+    assert (
+        results[cascade]["valid"]["metrics"]["recall@3"]["per_seed"]
+        == results["tfidf"]["valid"]["metrics"]["recall@3"]["per_seed"]
+    )

@@ -19,9 +19,19 @@ from melscribe_torch.errors import errors_in_one_line, take_debug_flag
 from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
 from melscribe_torch.evaluation.report import format_table, write_results
 from melscribe_torch.models.aliases import load_model_aliases
+from melscribe_torch.pipeline import CAPTION_SETS, REQUEST_SETS, read_validation_sets
 from melscribe_torch.provenance import library_versions, machine_info
 
 log = logging.getLogger(__name__)
+
+
+# A training run's validation sets (its held-out clips: for choosing settings, never a test set).
+VALIDATION_KINDS = {"valid": CAPTION_SETS, "valid_requests": REQUEST_SETS}
+
+
+def validation_set(run_dir: str, kind: str):
+    """seed -> the run's validation set of that seed (``<run>/validation/<kind><seed>``)."""
+    return lambda seed: read_validation_sets(Path(run_dir), [seed], kind)[0]
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
@@ -36,6 +46,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
                     "its descriptors per row; columns custom.request_column, custom.descriptor_column)"
                 )
             builders[name] = custom_test_set(c.path, c.request_column, c.descriptor_column, c.sampling, c.id_column)
+        elif name in VALIDATION_KINDS:
+            builders[name] = validation_set(cfg.valid.run, VALIDATION_KINDS[name])
         else:
             builders[name] = paper_test_set(name, cfg.data.root)
     names = list(cfg.retrievers) + ([str(cfg.trained_model)] if cfg.get("trained_model") else [])

@@ -163,6 +163,40 @@ def _load(
     return model, tokenizer
 
 
+def check_model_available(name_or_path: str, setting: str) -> None:
+    """Fail at once, in one line naming the setting, when a model cannot be loaded here.
+
+    Loads no weights, so a pipeline can check every model it will need before its first stage.
+
+    Args:
+        name_or_path: see `resolve_model_path`.
+        setting: the configuration key that named the model, e.g. ``mining.retrievers``.
+
+    Raises:
+        ModelNotFoundError: not installed, not a directory, nor cached with the hub unreachable.
+    """
+    how = f"set {setting} to a model that exists here (a Hugging Face or sentence-transformers model directory)"
+    try:
+        path = resolve_model_path(name_or_path)
+    except ModelNotFoundError:
+        module = name_or_path.removeprefix("package:")
+        raise ModelNotFoundError(
+            f"{setting}: model {name_or_path!r}: Python package {module!r} is not installed; {how}"
+        ) from None
+    if os.path.isdir(path):
+        return
+    if _looks_like_path(path):
+        raise ModelNotFoundError(f"{setting}: model directory {path!r} does not exist; {how}")
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=True)
+    except OSError:
+        if hub_offline():
+            raise ModelNotFoundError(
+                f"{setting}: model {name_or_path!r} was not found locally or in the Hugging Face "
+                f"cache, and the hub is unreachable (offline); {how}"
+            ) from None
+
+
 def _looks_like_path(name: str) -> bool:
     # hub ids are "name" or "org/name"; anything else is a filesystem path that is missing
     return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1

@@ -247,8 +247,9 @@ class CrossEncoder(nn.Module):
         """
         with atomic_directory(path) as tmp:
             if self.head is None:
-                # read by sentence-transformers >= 4 (config.json) and >= 5
-                # (config_sentence_transformers.json): our scores are raw logits, not sigmoids
+                # our scores are raw logits, not sigmoids: sentence-transformers 3 reads the
+                # first key, >= 4 the second (and config_sentence_transformers.json below)
+                self.backbone.config.sbert_ce_default_activation_function = IDENTITY
                 self.backbone.config.sentence_transformers = {"activation_fn": IDENTITY}
             self.backbone.save_pretrained(tmp)
             # sentence-transformers truncates pairs at the tokenizer's model_max_length

@@ -1,0 +1,70 @@
+"""Per-request latency of the rerank cascade's second stage at several rerank depths.
+
+    python benchmarks/rerank_latency.py --model <run>/cross-encoder --data-root ../shared/data
+
+One request at a time (as a user queries): the cross-encoder scores the request against its
+first-stage candidates and reorders them (`retrieval.rerank.rerank_top`, what
+`Recommender(rerank=...)` and `rerank:` retrievers run). The first stage itself is not timed
+(see recommend_latency.py). Requests are the first sentences of MusicCaps training captions,
+candidates their TF-IDF top sets among the training clips' descriptor sets: the lengths of
+real requests and sets, never a test clip. The weights do not change the cost: a backbone
+directory gets a new head.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from common import DEFAULT_DATA_ROOT, base_parser, setup, summarize, write_results
+
+from melscribe_torch.data.sources import load_musiccaps
+from melscribe_torch.models import CrossEncoder
+from melscribe_torch.retrieval import TfidfRetriever
+from melscribe_torch.retrieval.rerank import rerank_top
+
+
+def requests_and_sets(data_root: str, num_requests: int) -> tuple[list[str], list[str]]:
+    records = load_musiccaps(data_root, "train")
+    requests = list(dict.fromkeys(r.caption.split(". ")[0] for r in records))[:num_requests]
+    sets = list(dict.fromkeys(", ".join(r.descriptors) for r in records))
+    return requests, sets
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__.splitlines()[0], "benchmarks/results/rerank_latency.json")
+    parser.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--depths", type=int, nargs="+", default=[10, 20, 50, 100])
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per depth")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    args = parser.parse_args(argv)
+    device = setup(args)
+    if args.tiny:
+        args.depths, args.requests = [2, 4], 2
+    model = CrossEncoder.from_pretrained(args.model, device=device)
+    requests, sets = requests_and_sets(args.data_root, args.requests + args.warmup)
+    _, candidates = TfidfRetriever().search(requests, sets, max(args.depths))
+    results = {}
+    for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:
+        for depth in args.depths:
+            seconds = []
+            for i, request in enumerate(requests):
+                start = time.perf_counter()
+                rerank_top(
+                    model, [request], sets, candidates[i : i + 1], depth,
+                    batch_size=args.batch_size, precision=precision,
+                )
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i >= args.warmup:  # the first calls pay for allocation and kernel choice
+                    seconds.append(time.perf_counter() - start)
+            figure = summarize([1000 * s for s in seconds])
+            results[f"{precision}/depth-{depth}"] = {"ms_per_request": figure}
+            print(f"{precision} depth {depth:4d}: median {figure['median']:.1f} ms per request "
+                  f"(min {figure['min']:.1f}, max {figure['max']:.1f}, {len(seconds)} requests)")
+    write_results(args.out, args, device, results, __file__, argv)
+
+
+if __name__ == "__main__":
+    main()
