@@ -86,6 +86,7 @@ class TrainSettings:
     encode_batch_size: int
     resume_from: str | None
     stop_after: int | None
+    overwrite: bool
     select_metric: str
     ema_decay: float | None
 

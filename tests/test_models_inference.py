@@ -102,7 +102,8 @@ def test_atomic_directory_replaces_the_old_one(tmp_path):
     (target / "stale.txt").write_text("old")
     with atomic_directory(target) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    # with the checksums of what was written (integrity.py)
+    assert sorted(p.name for p in target.iterdir()) == ["SHA256SUMS", "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no .tmp / .old left
 
 

@@ -121,10 +121,11 @@ class PianoScorer:
 
 
 def test_a_reranker_reorders_the_first_stage_top_sets(recommender):
-    plain = recommender.recommend(REQUEST, k=10, retriever="lexical")
+    # dense: every set is in the first stage's top 10 (a lexical one holds only sets sharing a word)
+    plain = recommender.recommend(REQUEST, k=10, retriever="dense")
     scorer = PianoScorer()
     recommender.reranker, recommender.rerank_depth = scorer, 10
-    reranked = recommender.recommend(REQUEST, k=10, retriever="lexical")
+    reranked = recommender.recommend(REQUEST, k=10, retriever="dense")
     piano = [r.song_id for r in plain if "piano" in r.descriptors]
     assert piano and [r.song_id for r in reranked[: len(piano)]] == piano
     assert {r.song_id for r in reranked} == {r.song_id for r in plain}

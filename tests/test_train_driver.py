@@ -128,13 +128,16 @@ def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     again = train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
     assert again["skipped_stages"] == ["data", "mining", "teacher", "labels", "train"]
     changed = train.run(
-        compose_train(smoke_overrides(tiny_model_dir, tiny_data, "teacher.seed=1")), run_dir
+        compose_train(smoke_overrides(tiny_model_dir, tiny_data, "teacher.seed=1", "train.overwrite=true")),
+        run_dir,
     )
     assert changed["skipped_stages"] == [
         "data",
         "mining",
     ]  # the teacher and everything after it reran
     assert json.loads((run_dir / "cross-encoder.meta.json").read_text())["settings"]["seed"] == 1
+    [change] = changed["settings_changes"]  # the override is on the record
+    assert change["changed"] == {"teacher.seed": [0, 1]} and change["from_state"] == "finished"
 
 
 def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(
@@ -235,7 +238,7 @@ def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(
         f"the run ended (exit {process.returncode}) before it could be killed; "
         "its stderr ends with:\n" + log_path.read_text(errors="replace")[-2000:]
     )
-    killed_at = torch.load(checkpoint, weights_only=False)["step"]
+    killed_at = torch.load(checkpoint, weights_only=True)["step"]
     assert 1 <= killed_at < 12 and not (run_dir / "results.json").exists()
 
     # The uninterrupted reference trains on the same stage 1-4 artifacts, in this process.

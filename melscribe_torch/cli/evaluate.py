@@ -14,7 +14,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from melscribe_torch.data import custom_test_set, paper_test_set
+from melscribe_torch.data import DataError, custom_test_set, paper_test_set
+from melscribe_torch.errors import errors_in_one_line, take_debug_flag
 from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
 from melscribe_torch.evaluation.report import format_table, write_results
 from melscribe_torch.models.aliases import load_model_aliases
@@ -39,6 +40,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     for name in cfg.test_sets:
         if name == "custom":
             c = cfg.custom
+            if OmegaConf.is_missing(c, "path"):
+                raise DataError(
+                    "test set custom needs your CSV: set custom.path=<file.csv> (one request and "
+                    "its descriptors per row; columns custom.request_column, custom.descriptor_column)"
+                )
             builders[name] = custom_test_set(c.path, c.request_column, c.descriptor_column, c.sampling, c.id_column)
         elif name in VALIDATION_KINDS:
             builders[name] = validation_set(cfg.valid.run, VALIDATION_KINDS[name])
@@ -76,7 +82,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
 
 @hydra.main(config_path="pkg://melscribe_torch.conf", config_name="evaluate", version_base="1.3")
 def evaluate_app(cfg: DictConfig) -> None:
-    run(cfg, HydraConfig.get().runtime.output_dir)
+    with errors_in_one_line():
+        run(cfg, HydraConfig.get().runtime.output_dir)
 
 
 def model_override_as_value(argv: list[str]) -> list[str]:
@@ -85,8 +92,9 @@ def model_override_as_value(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """The ``melscribe-evaluate`` console script: Hydra's command line, with ``model=<dir>`` read as a model."""
-    sys.argv = [sys.argv[0], *model_override_as_value(sys.argv[1:])]
+    """The ``melscribe-evaluate`` console script: Hydra's command line, with ``model=<dir>`` read
+    as a model; ``--debug`` shows tracebacks."""
+    sys.argv = [sys.argv[0], *model_override_as_value(take_debug_flag(sys.argv[1:]))]
     evaluate_app()
 
 

@@ -4,12 +4,14 @@ melscribe-train data.root=../shared/data                 # or: python train.py .
 melscribe-train +experiment=smoke data.root=../shared/data
 melscribe-train hydra.run.dir=outputs/train/<run>        # resume an interrupted run
 melscribe-train --multirun optim.lr=2e-5,3e-5 ...        # a sweep, under outputs/sweeps/train/
+melscribe-train ... --debug                              # a traceback instead of a one-line error
 torchrun --nproc_per_node=2 train.py data.root=../shared/data
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from melscribe_torch.conf import CONF_DIR
+from melscribe_torch.errors import errors_in_one_line, take_debug_flag
 from melscribe_torch.model_card import write_model_cards
 from melscribe_torch.models.aliases import load_model_aliases
 from melscribe_torch.pipeline import run_pipeline, settings_from_config
@@ -54,9 +57,16 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 
 @hydra.main(config_path="pkg://melscribe_torch.conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def train_app(cfg: DictConfig) -> float | None:
     """Returns the best value of ``train.select_metric``: what a Hydra sweeper optimises."""
-    return run(cfg, HydraConfig.get().runtime.output_dir)["valid_recall@10"]["best"]
+    with errors_in_one_line():
+        return run(cfg, HydraConfig.get().runtime.output_dir)["valid_recall@10"]["best"]
+
+
+def main() -> float | None:
+    """The ``melscribe-train`` console script: Hydra's command line; ``--debug`` shows tracebacks."""
+    sys.argv = take_debug_flag(sys.argv)
+    return train_app()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Every reader returns ``CaptionRecord``s in file order (the paper's sampling depe
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .descriptors import parse_descriptor_list
 from .records import CaptionRecord
+from .text_files import DataError, read_text
 
 log = logging.getLogger(__name__)
 
@@ -52,38 +54,39 @@ LP_MUSICCAPS_CAPTION_STYLES = (
 CONCEPTCAPS_FILES = ("ft.csv", "final_validation.csv", "final_test.csv")
 
 
-class DataError(ValueError):
-    """A data file is missing or malformed; the message names the file and the fix."""
-
-
 def is_missing(value: str | None) -> bool:
     return value is None or value in MISSING_VALUES
 
 
-def read_csv_rows(path: Path, required_columns: Sequence[str], what: str) -> list[dict[str, str]]:
-    """Read a CSV file into dicts, checking that it exists and has the required columns.
+def read_csv_rows(
+    path: Path,
+    required_columns: Sequence[str],
+    what: str,
+    how_to_fix: str = "set data.root to the data directory",
+) -> list[dict[str, str]]:
+    """Read a CSV file (UTF-8, BOM or not) into dicts, checking that it exists and has the required columns.
 
     Args:
         path: The CSV file.
         required_columns: Columns that must be present.
         what: What the file is, for error messages (e.g. "the LP-MusicCaps-MC test split").
+        how_to_fix: What to set when the file is missing.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(
             f"{what}: file not found: {path} (expected a CSV with columns "
-            f"{', '.join(required_columns)}; set data.root to the data directory)"
+            f"{', '.join(required_columns)}; {how_to_fix})"
         )
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        found = reader.fieldnames or []
-        missing = [c for c in required_columns if c not in found]
-        if missing:
-            raise DataError(
-                f"{what}: {path} has no column(s) {', '.join(missing)}; "
-                f"columns found: {', '.join(found) or '(none: empty file?)'}"
-            )
-        return list(reader)
+    reader = csv.DictReader(io.StringIO(read_text(path, what), newline=""))
+    found = reader.fieldnames or []
+    missing = [c for c in required_columns if c not in found]
+    if missing:
+        raise DataError(
+            f"{what}: {path} has no column(s) {', '.join(missing)}; "
+            f"columns found: {', '.join(found) or '(none: empty file?)'}"
+        )
+    return list(reader)
 
 
 def rows_to_records(
@@ -224,7 +227,7 @@ def load_custom(
     """A user's CSV: one request and one descriptor list (either export format or ``"a, b"``) per row."""
     path = Path(path)
     required = [request_column, descriptor_column] + ([id_column] if id_column else [])
-    rows = read_csv_rows(path, required, "custom test set")
+    rows = read_csv_rows(path, required, "custom test set", "set custom.path to your CSV file")
     return rows_to_records(
         rows, path=path, id_column=id_column, caption_column=request_column,
         descriptor_column=descriptor_column, source=f"custom:{path.name}",

@@ -23,6 +23,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..integrity import check_directory_sums, check_finite
+
 _AUTO_CLASSES = {
     "encoder": AutoModel,
     "sequence-classification": AutoModelForSequenceClassification,
@@ -74,7 +76,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def load_backbone(
-    name_or_path: str, *, kind: str = "encoder"
+    name_or_path: str, *, kind: str = "encoder", verify: bool = True
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a backbone and its fast tokenizer.
 
@@ -83,23 +85,32 @@ def load_backbone(
         kind: "encoder" (`AutoModel`, hidden states), "sequence-classification"
             (`AutoModelForSequenceClassification`, logits) or "auto" (sequence-classification
             when the checkpoint's `config.architectures` names a *ForSequenceClassification).
+        verify: Check a local directory's files against its ``SHA256SUMS`` (written by our
+            ``save``; directories without one are not checked). The weights are always checked
+            to be finite.
 
     Returns:
         (model, tokenizer), the model in eval mode on CPU.
 
     Raises:
-        ModelNotFoundError: not found locally, nor in the HF cache, with the hub unreachable.
+        ModelNotFoundError: not found locally, nor in the HF cache, with the hub unreachable,
+            or a local directory whose files cannot be read (the message names them).
+        IntegrityError: a file differs from its sha256, or a weight is NaN/inf.
         ValueError: the tokenizer is not a fast one (we need `tokenizers`' speed and offsets).
     """
     if kind not in (*_AUTO_CLASSES, "auto"):
         raise ValueError(f"unknown backbone kind {kind!r}; valid: {', '.join(_AUTO_CLASSES)}, auto")
     path = resolve_model_path(name_or_path)
     if os.path.isdir(path):
+        if verify:
+            check_directory_sums(path)
         try:
             model, tokenizer = _load(path, kind, local_files_only=True)
-        except (OSError, ValueError) as err:
+        except Exception as err:  # a damaged safetensors file raises SafetensorError, not OSError
+            weights = sorted(p.name for p in Path(path).iterdir() if p.suffix in (".safetensors", ".bin"))
             raise ModelNotFoundError(
-                f"could not load model {name_or_path!r} from directory {path}: {err}. "
+                f"could not load model {name_or_path!r} from directory {path} "
+                f"({', '.join(weights) or 'no weights file'}: {str(err).splitlines()[0]}). "
                 f"Point model.name_or_path at a complete model directory: {_HOW_TO_FIX}"
             ) from None
     elif _looks_like_path(path):
@@ -115,6 +126,7 @@ def load_backbone(
                     f"and the hub is unreachable (offline); {_HOW_TO_FIX}"
                 ) from None
             model, tokenizer = _load(path, kind, local_files_only=False)
+    check_finite(model.state_dict(), f"model {path}")
     if not tokenizer.is_fast:
         raise ValueError(
             f"model {name_or_path!r} has no fast tokenizer; add a tokenizer.json "

@@ -78,6 +78,7 @@ class BiEncoder(nn.Module):
         max_length: int | None = None,
         normalize: bool | None = None,
         device: str | torch.device | None = None,
+        verify: bool = True,
     ) -> BiEncoder:
         """Load a Hugging Face or sentence-transformers model.
 
@@ -90,11 +91,12 @@ class BiEncoder(nn.Module):
             max_length: override the truncation length.
             normalize: override L2 normalization.
             device: where to put the model; None picks CUDA, then MPS, then CPU.
+            verify: check the files against the directory's SHA256SUMS (see `load_backbone`).
 
         Returns:
             The model in eval mode.
         """
-        backbone, tokenizer = load_backbone(name_or_path)
+        backbone, tokenizer = load_backbone(name_or_path, verify=verify)
         settings = _st_settings(resolve_model_path(name_or_path))
         if max_length is None:
             max_length = settings["max_seq_length"] or min(

@@ -102,6 +102,7 @@ class CrossEncoder(nn.Module):
         max_length: int | None = None,
         dropout: float | None = None,
         device: str | torch.device | None = None,
+        verify: bool = True,
     ) -> CrossEncoder:
         """Load one of the checkpoint kinds in the module docstring.
 
@@ -110,11 +111,12 @@ class CrossEncoder(nn.Module):
             max_length: override the pair truncation length.
             dropout: override the head dropout (new heads default to 0.1).
             device: where to put the model; None picks CUDA, then MPS, then CPU.
+            verify: check the files against the directory's SHA256SUMS (see `load_backbone`).
 
         Returns:
             The model in eval mode.
         """
-        backbone, tokenizer = load_backbone(name_or_path, kind="auto")
+        backbone, tokenizer = load_backbone(name_or_path, kind="auto", verify=verify)
         path = Path(resolve_model_path(name_or_path))
         saved = (
             json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).is_file() else {}

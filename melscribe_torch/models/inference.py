@@ -13,6 +13,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..integrity import write_directory_sums
+from ..io import umask_mode
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Below this many inputs a progress bar is noise (a test, a single query).
 PROGRESS_THRESHOLD = 1000
@@ -137,7 +140,10 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write into; on success it replaces `path`.
 
     A crash while writing leaves the previous directory intact (and the temporary one,
-    named `<path>.tmp-<pid>`, removed when the error propagates through here).
+    named `<path>.tmp-<pid>`, removed when the error propagates through here, or by the next
+    run in the folder after a kill). Before it is moved into place the directory gets a
+    ``SHA256SUMS`` of its files (checked when a model is loaded) and every file the umask's
+    permissions (safetensors writes 0600 files, unreadable to a server running as another user).
     """
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -145,6 +151,10 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     try:
         yield tmp
+        for written in tmp.rglob("*"):
+            if written.is_file():
+                written.chmod(umask_mode())
+        write_directory_sums(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

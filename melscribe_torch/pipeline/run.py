@@ -44,6 +44,7 @@ from ..training import (
     validation_metrics,
 )
 from ..training.distributed import barrier
+from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
 from ..settings import Settings
 from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
@@ -63,12 +64,30 @@ def run_pipeline(
     """Run (or resume) the five stages in ``run_dir``; returns what ``results.json`` holds.
 
     Args:
-        run_dir: The run directory (rerun in the same one to resume).
+        run_dir: The run directory (rerun in the same one to resume). One process at a time;
+            a folder whose run had other settings is refused unless ``train.overwrite``
+            (``training.run_guard``).
         settings: Every stage's settings (``settings_from_config``).
         aliases: Short model names -> model settings (mining retrievers and teacher.model use them).
         rank, world_size, device: This process under torchrun.
     """
     run_dir = Path(run_dir)
+    recorded = {**asdict(settings), "world_size": world_size}
+    with guarded_run_folder(
+        run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
+    ) as folder:
+        return _run_stages(run_dir, folder, settings, aliases, rank, world_size, device)
+
+
+def _run_stages(
+    run_dir: Path,
+    folder: RunFolder,
+    settings: Settings,
+    aliases: dict[str, dict],
+    rank: int,
+    world_size: int,
+    device: torch.device | None,
+) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     data, train, seed = settings.data, settings.train, settings.seed
     loss_fn = build_loss(settings.loss)  # a wrong loss config fails before any stage runs
@@ -119,13 +138,15 @@ def run_pipeline(
         rows = read_training_rows(run_dir, with_margins=False)
     train_settings = {
         "model": asdict(settings.model),
-        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after")},
+        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after", "overwrite")},
         "loss": settings.loss,
         "optim": asdict(settings.optim),
         "seed": seed,
         "world_size": world_size,
     }
-    student_run = StudentRun(run_dir, settings, loss_fn, stages, pairs, rows, train_settings, timings)
+    student_run = StudentRun(
+        run_dir, settings, loss_fn, stages, pairs, rows, train_settings, timings, folder
+    )
     stages.run(
         "train",
         RESULTS_FILE,
@@ -151,15 +172,18 @@ class StudentRun:
         rows: list[tuple],
         train_settings: dict[str, Any],
         timings: dict[str, float],
+        folder: RunFolder,
     ) -> None:
         self.run_dir, self.settings, self.loss_fn, self.stages = run_dir, settings, loss_fn, stages
+        self.folder = folder
         self.pairs, self.train_settings, self.timings = pairs, train_settings, timings
         self.examples = examples_from_tuples(pairs, rows)
 
     def clear_stale(self, path: Path, rank: int) -> None:
-        """A finished run with other settings, or new training tuples: start over, do not resume."""
+        """A finished run with other settings, new training tuples, or settings changed under
+        train.overwrite: start over, do not resume."""
         tuples_kept = "labels" in self.stages.skipped or "tuples" in self.stages.skipped
-        if rank == 0 and (path.exists() or not tuples_kept):
+        if rank == 0 and (path.exists() or not tuples_kept or self.folder.changed_now):
             for stale in (CHECKPOINT_FILE, METRICS_FILE, BEST_DIR, LAST_DIR):
                 remove(self.run_dir / stale)
             remove(path)
@@ -218,6 +242,7 @@ class StudentRun:
             "timings_s": {**self.timings, **self.stages.timings, "train": train_seconds},
             "skipped_stages": self.stages.skipped,
             "settings": self.train_settings,
+            "settings_changes": self.folder.changes,
             "versions": library_versions(),
             "machine": machine_info(),
         }

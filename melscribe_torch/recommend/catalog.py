@@ -16,6 +16,7 @@ Rows without descriptors are skipped and counted in one log line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import string
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from ..data.descriptors import parse_descriptor_list
 from ..data.sources import DataError, is_missing
+from ..data.text_files import read_text
 
 log = logging.getLogger(__name__)
 
@@ -191,28 +193,26 @@ def _optional(row: dict, column: str | None) -> str | None:
 
 
 def _read_csv(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or [])
-        # row 1 is the header
-        return [(n, row) for n, row in enumerate(reader, start=2)], columns
+    reader = csv.DictReader(io.StringIO(read_text(path, "catalog"), newline=""))
+    columns = set(reader.fieldnames or [])
+    # row 1 is the header
+    return [(n, row) for n, row in enumerate(reader, start=2)], columns
 
 
 def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
     rows: list[tuple[int, dict]] = []
     columns: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"catalog {path}, line {n}: not valid JSON ({err})") from None
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"catalog {path}, line {n}: expected a JSON object, got {type(row).__name__}"
-                )
-            columns |= row.keys()
-            rows.append((n, row))
+    for n, line in enumerate(read_text(path, "catalog").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"catalog {path}, line {n}: not valid JSON ({err})") from None
+        if not isinstance(row, dict):
+            raise DataError(
+                f"catalog {path}, line {n}: expected a JSON object, got {type(row).__name__}"
+            )
+        columns |= row.keys()
+        rows.append((n, row))
     return rows, columns

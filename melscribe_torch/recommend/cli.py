@@ -6,7 +6,7 @@
     melscribe-recommend serve --index my_index --port 8000
     melscribe-recommend select-weight --model minilm-l6 --data-root ../shared/data
 
-Bad input exits with status 2 and a one-line error on stderr.
+Bad input exits with status 2 and a one-line error on stderr (--debug: the traceback).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.sources import DataError
+from ..errors import DEBUG_FLAG, USER_ERROR_STATUS, debugging, one_line, take_debug_flag
 from ..data.training import DEFAULT_VALID_FRACTION
 from ..retrieval import FUSION_METHODS
 from ..serve import cli as serve_cli
@@ -26,8 +26,6 @@ from .catalog import load_catalog
 from .index import (
     DTYPES,
     SCORES,
-    IndexCorruptError,
-    IndexMismatchError,
     build_index,
     model_fingerprint,
 )
@@ -47,16 +45,6 @@ from .select_weight import DEFAULT_MAX_NGRAMS
 
 log = logging.getLogger("melscribe_torch.recommend")
 
-_USER_ERRORS = (
-    DataError,
-    ValueError,
-    TypeError,
-    FileNotFoundError,
-    IndexCorruptError,
-    IndexMismatchError,
-    ImportError,
-)
-
 
 def _model_path(name: str) -> str:
     """A short model name's path (``models.aliases``); anything else unchanged."""
@@ -72,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recommend songs from a catalog for natural-language requests.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument(
+        DEBUG_FLAG, action="store_true", help="show the traceback of an error (anywhere on the line)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="encode a CSV/JSONL catalog into an index directory")
@@ -224,7 +215,7 @@ def _recommender_options(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(take_debug_flag(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
@@ -236,9 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "select-weight": _select_weight,
         }
         return commands[args.command](args)
-    except _USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if debugging():
+            raise
+        print(one_line(err), file=sys.stderr)
+        return USER_ERROR_STATUS
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -291,6 +284,8 @@ def _query(args: argparse.Namespace) -> int:
         requests = [args.request]
     if args.k <= 0:  # checked before loading the model: fail fast
         raise ValueError(f"-k must be a positive integer, got {args.k}")
+    if args.explain_top < 0:
+        raise ValueError(f"--explain-top must be 0 or more (descriptors per explanation), got {args.explain_top}")
     options = _recommender_options(args)
     recommender = Recommender.load(
         args.index, options.pop("model"), verify=options.pop("verify"), **options
@@ -328,8 +323,16 @@ def _query(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(format_recommendations(results[0]))
+        print(format_recommendations(results[0]) if results[0] else no_match(args.retriever))
     return 0
+
+
+def no_match(retriever: str) -> str:
+    """What an empty result means: only the lexical retriever can find nothing."""
+    return (
+        f"no song matches: no word of the request occurs in the catalog's descriptors "
+        f"({retriever} retriever); try --retriever dense or hybrid, or other words"
+    )
 
 
 def format_recommendations(recs: list[Recommendation]) -> str:

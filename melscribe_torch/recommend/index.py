@@ -21,7 +21,8 @@ package reads is refused.
 
 Writes never touch the files the current manifest names: new files get a new generation
 token and ``manifest.json`` is replaced last (``os.replace``), so a crash at any point leaves
-the previous index loadable. Files of older generations are removed after the commit.
+the previous index loadable. Files the replaced manifest listed are removed after the
+commit; nothing else in the folder is (``index_folder``). One writer at a time (``locking``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ import torch
 from .. import __version__
 from ..data.descriptors import descriptor_set_text
 from ..io import atomic_write_bytes, atomic_write_json
+from ..locking import exclusive_lock
 from .catalog import Song
+from .index_folder import abandon_write, begin_write, end_write, files_of_manifest, member
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +173,18 @@ def check_compatible(manifest: dict, model: dict, dim: int | None) -> None:
         )
 
 
-def build_index(
+def build_index(songs: Sequence[Song], encoder: Encoder, out_dir: str | Path, model: dict, **kwargs) -> SongIndex:
+    """Encode a catalog into an index directory (or append songs to the index there).
+
+    Holds the folder's lock throughout (a second writer gets a one-line `LockError`); see
+    `_write_index` for the arguments.
+    """
+    how_to_fix = "wait for the other index command to finish, or write to another --out"
+    with exclusive_lock(out_dir, "index folder", how_to_fix):
+        return _write_index(songs, encoder, out_dir, model, **kwargs)
+
+
+def _write_index(
     songs: Sequence[Song],
     encoder: Encoder,
     out_dir: str | Path,
@@ -183,7 +197,7 @@ def build_index(
     batch_size: int = 64,
     precision: str = "fp32",
 ) -> SongIndex:
-    """Encode a catalog into an index directory (or append songs to the index there).
+    """Write the index (the caller holds the folder's lock).
 
     Args:
         songs: The catalog (or, with ``append``, the songs to add).
@@ -203,6 +217,7 @@ def build_index(
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
     out_dir = Path(out_dir)
+    previous = files_of_manifest(out_dir / MANIFEST)  # the only files this write may remove
     old: SongIndex | None = None
     if append:
         if not (out_dir / MANIFEST).is_file():
@@ -260,6 +275,7 @@ def build_index(
         "batch_size": batch_size,
         "precision": precision,
     }
+    begin_write(out_dir, previous, names.values())
     written: list[Path] = []
     try:
         lines = [
@@ -313,8 +329,9 @@ def build_index(
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
+        abandon_write(out_dir)
         raise
-    _remove_stale(out_dir, set(names.values()))
+    end_write(out_dir, previous, set(names.values()), MANIFEST)
     log.info(
         "index %s: %d songs, %d descriptor sets, %d descriptors",
         out_dir,
@@ -345,7 +362,7 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
-        paths = {role: directory / files[role]["name"] for role in _ROLES}
+        paths = {role: member(directory, files[role]["name"], manifest_path) for role in _ROLES}
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise IndexCorruptError(
             f"{manifest_path} is unreadable or incomplete ({err!r}); rebuild the index"
@@ -486,10 +503,3 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _remove_stale(directory: Path, keep: set[str]) -> None:
-    prefixes = tuple(f"{role}-" for role in _ROLES)
-    for p in directory.iterdir():
-        if p.is_file() and p.name.startswith(prefixes) and p.name not in keep:
-            p.unlink(missing_ok=True)

@@ -127,6 +127,8 @@ class Recommender:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         check_fusion(alpha, method)
+        if isinstance(explain_top, bool) or not isinstance(explain_top, int) or explain_top < 0:
+            raise ValueError(f"explain_top must be an integer >= 0 (descriptors per explanation), got {explain_top!r}")
         self.index, self.encoder = index, encoder
         self.alpha, self.method, self.backend = alpha, method, backend
         if device is None:
@@ -164,7 +166,7 @@ class Recommender:
             index_dir: The index directory.
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
-            verify: Check file checksums (sizes are always checked).
+            verify: Check the index's and the model's file checksums (index sizes are always checked).
             **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device,
                 explain_top, rerank, rerank_depth).
         """
@@ -176,7 +178,7 @@ class Recommender:
             model = built["path"] if Path(built["path"]).is_dir() else built["name_or_path"]
         fingerprint = model_fingerprint(model)
         check_compatible(index.manifest, fingerprint, dim=None)
-        encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"))
+        encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"), verify=verify)
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
         return cls(index, encoder, **kwargs)
 
@@ -185,7 +187,8 @@ class Recommender:
 
         Args:
             text: The request, e.g. "upbeat tropical music with steel drums".
-            k: How many songs (fewer when the catalog is smaller).
+            k: How many songs (fewer when the catalog is smaller; for "lexical", only songs
+                sharing a word with the request: none when no word matches).
             retriever: "dense", "lexical" or "hybrid".
         """
         return self.recommend_batch([text], k, retriever)[0]
@@ -201,7 +204,7 @@ class Recommender:
                 raise ValueError(
                     f"request {i + 1} is empty: write what you want to hear, e.g. 'calm piano for studying'"
                 )
-        if not isinstance(k, int) or k <= 0:
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if retriever not in RETRIEVERS:
             raise ValueError(f"unknown retriever {retriever!r}; valid: {', '.join(RETRIEVERS)}")
@@ -225,8 +228,11 @@ class Recommender:
                 precision=self.precision,
             )
             scores, rows = scores[:, :num_sets], rows[:, :num_sets]
+        # A lexical score of 0 means no word in common: such sets are not matches, whatever
+        # order the search returned them in (an empty list says nothing matched).
+        min_score = 0.0 if retriever == "lexical" and self.reranker is None else None
         return [
-            self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k)
+            self._songs(q_emb[i], scores[i].tolist(), rows[i].tolist(), k, min_score)
             for i in range(len(texts))
         ]
 
@@ -283,12 +289,19 @@ class Recommender:
         return torch.from_numpy(scores), torch.from_numpy(rows)
 
     def _songs(
-        self, q_emb: torch.Tensor, scores: list[float], rows: list[int], k: int
+        self,
+        q_emb: torch.Tensor,
+        scores: list[float],
+        rows: list[int],
+        k: int,
+        min_score: float | None = None,
     ) -> list[Recommendation]:
         out: list[Recommendation] = []
         for score, set_row in zip(scores, rows):
             if set_row < 0:  # faiss pads with -1 when it finds fewer
                 continue
+            if min_score is not None and score <= min_score:
+                break  # scores come sorted: none after this one matches either
             for song_row in self.index.songs_of_set(set_row):
                 song = self.index.songs[song_row]
                 out.append(

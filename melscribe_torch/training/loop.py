@@ -88,7 +88,7 @@ def _append_jsonl(path: Path | None, row: dict) -> None:
 
 
 def _drop_rows_after(path: Path | None, step: int) -> None:
-    """On resume, forget log rows written after the checkpoint (they are about to be redone)."""
+    """Forget log rows written after the step training starts from (they are about to be redone)."""
     if path is None or not path.is_file():
         return
     rows = [
@@ -194,11 +194,11 @@ def train_bi_encoder(
             )
         resumed_from = str(resume)
         log.info("resumed from %s at step %d", resume, step)
-        if rank == 0:
-            _drop_rows_after(metrics_path, step)
     else:
         torch.manual_seed(seed)
         broadcast_parameters(model)
+    if rank == 0:  # rows a killed process logged after its last checkpoint (or before any) go
+        _drop_rows_after(metrics_path, step)
     weight_average = WeightAverage(model, train.ema_decay) if train.ema_decay is not None else None
     if weight_average is not None and resume is not None:
         if "ema" in state:
