@@ -15,10 +15,9 @@ from typing import Any
 import yaml
 
 from .io import atomic_write_text
+from .run_folder import METRICS_FILE, RESULTS_FILE
 
 CARD_FILE = "README.md"
-RESULTS_FILE = "results.json"
-METRICS_FILE = "metrics.jsonl"
 
 
 def best_pass(metrics_path: Path, select_metric: str, best: float | None) -> dict[str, Any] | None:
