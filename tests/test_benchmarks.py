@@ -111,3 +111,11 @@ def test_rerank_latency_times_every_depth_and_precision(tiny_model_dir, tmp_path
     )
     assert set(results) == {"fp32/depth-2", "fp32/depth-4", "bf16/depth-2", "bf16/depth-4"}
     assert all(len(r["ms_per_request"]["runs"]) == 2 for r in results.values())
+
+
+def test_without_device_flag_the_benchmarks_pick_the_machines_device():
+    import argparse
+
+    common = load_script("common")
+    device = common.setup(argparse.Namespace(seed=0, threads=None, device=None))
+    assert device.type in ("cpu", "cuda", "mps")
