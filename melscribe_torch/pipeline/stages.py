@@ -20,6 +20,7 @@ from ..data.training import (
 )
 from ..io import atomic_write_json
 from ..models import BiEncoder, CrossEncoder
+from ..models.aliases import model_spec
 from ..models.backbone import check_model_available
 from ..training.distributed import gather_objects
 from ..run_folder import (
@@ -101,7 +102,7 @@ def mine(
     k = 2 * settings.k if settings.exclude_described else settings.k
     for name in settings.retrievers:  # every model first: a missing one fails before any work
         if name not in ("tfidf", "bm25"):
-            spec = aliases.get(name, {"name_or_path": name})
+            spec = model_spec(name, aliases)
             check_model_available(spec["name_or_path"], f"mining.retrievers ({name})")
     for name in settings.retrievers:
         if name in ("tfidf", "bm25"):
@@ -114,7 +115,7 @@ def mine(
                 same_clip=settings.exclude_same_clip,
             )
         else:
-            spec = aliases.get(name, {"name_or_path": name})
+            spec = model_spec(name, aliases)
             encoder = BiEncoder.from_pretrained(
                 spec["name_or_path"], pooling=spec.get("pooling"), max_length=spec.get("max_length")
             )
@@ -150,7 +151,7 @@ def train_teacher(
         model = CrossEncoder.from_pretrained(settings.path)
         metrics = {"given": settings.path}
     else:
-        spec = aliases.get(settings.model, {"name_or_path": settings.model})
+        spec = model_spec(settings.model, aliases)
         check_model_available(spec["name_or_path"], f"teacher.model ({settings.model})")
         # The new relevance head draws from torch's global RNG, whose state here depends on
         # what ran before: seed it, or two runs with one config get different teachers.
