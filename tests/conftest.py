@@ -80,6 +80,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A tiny data directory in the real layout (training_fixtures.write_tiny_data)."""
+    from training_fixtures import write_tiny_data
+
+    return write_tiny_data(tmp_path_factory.mktemp("data"))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real data directory; tests that need it are skipped, with the reason, when it is absent."""

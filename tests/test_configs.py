@@ -11,6 +11,7 @@ from training_fixtures import CONF_DIR, compose_train
 from hydra.utils import get_class
 
 from melscribe_torch.losses import build_loss
+from melscribe_torch.training.run_guard import flatten
 from melscribe_torch.settings import GROUPS, ModelSettings, section_settings, settings_from_config
 
 GROUP_FILES = [
@@ -135,17 +136,6 @@ def test_presets_open_with_their_command():
         assert command.startswith(
             (f"# melscribe-train +experiment={path.stem}", f"# python train.py +experiment={path.stem}")
         ), path
-
-
-def flatten(node: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat = {}
-    for key, value in node.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from training_fixtures import REPO_ROOT, compose_train, smoke_overrides, write_tiny_data
+from training_fixtures import REPO_ROOT, compose_train, smoke_overrides
 
 from melscribe_torch.cli import train
 from melscribe_torch.locking import LockError
 from melscribe_torch.training.run_guard import RunSettingsError, check_settings
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")

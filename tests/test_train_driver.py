@@ -44,11 +44,6 @@ ARTIFACTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
 def smoke_run(tiny_model_dir, tiny_data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     results = train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
