@@ -75,22 +75,31 @@ def request_texts(captions, count: int, seed: int) -> list[str]:
     return sentences[:count]
 
 
-def expand(real: np.ndarray, size: int, seed: int, mix: float, noise: float) -> np.ndarray:
-    """(size, H) float16 unit rows: ``real`` first, then mixtures of two real rows plus noise (module docstring)."""
+def mixtures(n_real: int, size: int, seed: int, mix: float, dim: int):
+    """The recipe of the synthetic rows n_real .. size-1, block by block, as `expand` draws it.
+
+    Yields ``(start, a, b, w, g)``: rows ``start .. start + len(a) - 1`` are
+    ``normalize(x_a + w * x_b + noise * g)``. Replaying it (same arguments) tells which real
+    rows each synthetic row was made from (``precomputed_index.py`` names its descriptors so).
+    """
     rng = np.random.default_rng(seed)
-    n_real, dim = real.shape
-    out = np.empty((size, dim), dtype=np.float16)
-    out[: min(size, n_real)] = real[:size]
-    real32 = real.astype(np.float32)
     for start in range(n_real, size, BLOCK):
         rows = min(BLOCK, size - start)
         a = rng.integers(0, n_real, rows)
         b = rng.integers(0, n_real, rows)
         w = rng.uniform(0.0, mix, (rows, 1)).astype(np.float32)
-        block = (
-            real32[a] + w * real32[b] + noise * rng.standard_normal((rows, dim), dtype=np.float32)
-        )
-        out[start : start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        yield start, a, b, w, rng.standard_normal((rows, dim), dtype=np.float32)
+
+
+def expand(real: np.ndarray, size: int, seed: int, mix: float, noise: float) -> np.ndarray:
+    """(size, H) float16 unit rows: ``real`` first, then mixtures of two real rows plus noise (module docstring)."""
+    n_real, dim = real.shape
+    out = np.empty((size, dim), dtype=np.float16)
+    out[: min(size, n_real)] = real[:size]
+    real32 = real.astype(np.float32)
+    for start, a, b, w, g in mixtures(n_real, size, seed, mix, dim):
+        block = real32[a] + w * real32[b] + noise * g
+        out[start : start + len(a)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -163,6 +172,7 @@ def load(
         "mix": mix,
         "noise": noise,
         "catalog_file": catalog_path.name,
+        "base_texts_file": f"base-{key}.json",
     }
     return catalog, q_emb, info
 

@@ -138,3 +138,58 @@ def test_quantize_int8_replaces_every_linear_layer_and_keeps_embeddings_close(ti
     assert after.shape == before.shape and after.dtype == before.dtype
     cosine = (before * after).sum(-1) / (before.norm(dim=-1) * after.norm(dim=-1))
     assert cosine.min() > 0.9
+
+
+def test_mixtures_replay_the_rows_expand_made():
+    real_catalog = load_script("real_catalog")
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((20, 8)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    out = real_catalog.expand(real, 100, seed=3, mix=0.5, noise=0.02)
+    for start, a, b, w, g in real_catalog.mixtures(20, 100, seed=3, mix=0.5, dim=8):
+        rows = real[a] + w * real[b] + 0.02 * g
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        np.testing.assert_array_equal(rows.astype(np.float16), out[start : start + len(a)])
+        assert (w >= 0).all() and (w <= 0.5).all()
+
+
+def test_mixture_descriptors_are_a_plus_a_share_of_b_and_never_taken():
+    import random
+
+    precomputed_index = load_script("precomputed_index")
+    a, b = ["calm", "piano"], ["piano", "strings", "slow", "soft"]
+    rng = random.Random(0)
+    # half of b's three others, rounded: the first two, sorted with a's
+    assert precomputed_index.mixture_descriptors(a, b, 0.5, set(), rng) == [
+        "calm", "piano", "slow", "strings"
+    ]
+    taken = {"calm, piano, slow, strings"}
+    other = precomputed_index.mixture_descriptors(a, b, 0.5, taken, rng)
+    assert len(other) == 4 and set(a) < set(other) and ", ".join(other) not in taken
+    # b adds nothing and a itself is taken: one of a's descriptors goes
+    taken = {"calm, piano, strings"}
+    assert precomputed_index.mixture_descriptors(["calm", "piano", "strings"], ["piano"], 1.0, taken, rng) in (
+        ["calm", "piano"], ["calm", "strings"], ["piano", "strings"]
+    )
+
+
+def test_precomputed_rows_make_an_index_the_recommender_loads(tmp_path, tiny_model_dir):
+    from melscribe_torch.recommend import Recommender
+    from melscribe_torch.recommend.catalog import Song
+    from melscribe_torch.recommend.index import build_index, load_index, model_fingerprint
+
+    precomputed_index = load_script("precomputed_index")
+    songs = [Song("s0", ("calm", "piano")), Song("s1", ("loud", "rock")), Song("s2", ("jazz", "sax"))]
+    rows = np.eye(3, 32, dtype=np.float32)  # set i points along axis i
+    table = {", ".join(s.descriptors): i for i, s in enumerate(songs)}
+    encoder = precomputed_index.PrecomputedEncoder(table, rows, str(tiny_model_dir))
+    build_index(songs, encoder, tmp_path / "ix", model_fingerprint(str(tiny_model_dir)), dim=32)
+    index = load_index(tmp_path / "ix")  # checksums verified, as for any index
+    np.testing.assert_array_equal(np.asarray(index.set_emb, dtype=np.float32), rows)
+    assert index.descriptors == ["calm", "piano", "loud", "rock", "jazz", "sax"]
+    model_emb = encoder._encoder.encode(["sax"], batch_size=1, precision="fp32")[0]  # encoded by the model
+    np.testing.assert_allclose(
+        index.descriptor_emb[5].astype(np.float32), (model_emb / model_emb.norm()).numpy(), atol=1e-3
+    )
+    rec = Recommender.load(tmp_path / "ix", device="cpu")
+    assert len(rec.recommend("calm piano music", k=3)) == 3
