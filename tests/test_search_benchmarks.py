@@ -9,6 +9,12 @@ import pytest
 from test_benchmarks import load_script
 
 
+def unit_rows(n: int, dim: int) -> np.ndarray:
+    """(n, dim) random float32 rows of unit length (seed 0)."""
+    rows = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 def test_catalog_texts_are_distinct_sets_topped_up_with_sub_sets():
     real_catalog = load_script("real_catalog")
     sets = [("a", "b", "c", "d"), ("a", "b", "c", "d"), ("e", "f"), ("g", "h", "i")]
@@ -24,9 +30,7 @@ def test_catalog_texts_are_distinct_sets_topped_up_with_sub_sets():
 
 def test_expand_keeps_real_rows_first_and_makes_unit_float16_rows():
     real_catalog = load_script("real_catalog")
-    rng = np.random.default_rng(0)
-    real = rng.standard_normal((50, 16)).astype(np.float32)
-    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    real = unit_rows(50, 16)
     out = real_catalog.expand(real, 300, seed=1, mix=0.5, noise=0.02)
     assert out.shape == (300, 16) and out.dtype == np.float16
     np.testing.assert_allclose(out[:50], real, atol=1e-3)
@@ -142,9 +146,7 @@ def test_quantize_int8_replaces_every_linear_layer_and_keeps_embeddings_close(ti
 
 def test_mixtures_replay_the_rows_expand_made():
     real_catalog = load_script("real_catalog")
-    rng = np.random.default_rng(0)
-    real = rng.standard_normal((20, 8)).astype(np.float32)
-    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    real = unit_rows(20, 8)
     out = real_catalog.expand(real, 100, seed=3, mix=0.5, noise=0.02)
     for start, a, b, w, g in real_catalog.mixtures(20, 100, seed=3, mix=0.5, dim=8):
         rows = real[a] + w * real[b] + 0.02 * g
