@@ -22,6 +22,9 @@ def naive_topk(q, rows, k):
 def small_chunks(monkeypatch):
     monkeypatch.setattr(dense_search, "CORPUS_CHUNK", 700)  # several chunks per search
     monkeypatch.setattr(dense_search, "HALF_CHUNK", 700)
+    monkeypatch.setattr(dense_search, "UPCAST_ROWS", 300)  # several pieces per score block,
+    monkeypatch.setattr(dense_search, "SCORE_ROWS", 1000)  # several score blocks, a short last one
+    monkeypatch.setattr(dense_search, "SCORE_BLOCK", 64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -76,3 +79,54 @@ def test_dot_score_rows_use_their_norm_in_the_bound():
     assert matrix.max_norm == pytest.approx(5, rel=1e-2)
     q = unit_rows(1, 16, seed=5)
     assert matrix.topk(q, 7)[1].tolist() == naive_topk(q, rows, 7)[1].tolist()
+
+
+@pytest.mark.parametrize("n", [50, 640, 3000, 3007])  # fewer blocks than k; whole blocks; a tail
+def test_top_of_scores_equals_a_full_top_k(n):
+    scores = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    best, rows = dense_search.top_of_scores(scores, 10)
+    expected = torch.topk(scores, 10)
+    assert rows.tolist() == expected.indices.tolist() and torch.equal(best, expected.values)
+
+
+def test_top_of_scores_finds_a_top_k_packed_in_one_block():
+    scores = torch.zeros(64 * 20)
+    scores[64 * 7 : 64 * 7 + 10] = torch.arange(1, 11, dtype=torch.float32)
+    assert dense_search.top_of_scores(scores, 10)[1].tolist() == list(range(64 * 7 + 9, 64 * 7 - 1, -1))
+
+
+@pytest.mark.parametrize("num_requests", [1, 2])
+def test_large_matrices_use_the_compiled_kernel_and_equal_naive_search(monkeypatch, num_requests):
+    monkeypatch.setattr(dense_search, "FUSED_MIN_ROWS", 2000)
+    calls = []
+    real = dense_search.fused_dots
+    monkeypatch.setattr(dense_search, "fused_dots", lambda *a: calls.append(1) or real(*a))
+    rows = unit_rows(3000, 24, seed=6).half()
+    q = unit_rows(num_requests, 24, seed=7)
+    scores, found = SearchMatrix(rows, max_norm=1.0).topk(q, 10)
+    expected_scores, expected = naive_topk(q, rows, 10)
+    assert len(calls) == num_requests and found.tolist() == expected.tolist()
+    torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=0)
+    assert dense_search._compiled not in (None, False)  # compiled here, not the eager fallback
+
+
+def test_without_a_compiler_single_requests_fall_back_to_the_16_bit_kernel(monkeypatch, caplog):
+    monkeypatch.setattr(dense_search, "FUSED_MIN_ROWS", 2000)
+    monkeypatch.setattr(dense_search, "_compiled", None)
+
+    def no_compiler(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+        return compiled
+
+    monkeypatch.setattr(dense_search.torch, "compile", no_compiler)
+    rows = unit_rows(3000, 24, seed=8).half()
+    q = unit_rows(1, 24, seed=9)
+    with caplog.at_level("WARNING"):
+        found = SearchMatrix(rows, max_norm=1.0).topk(q, 10)[1]
+        again = SearchMatrix(rows, max_norm=1.0).topk(q, 10)[1]
+    assert found.tolist() == again.tolist() == naive_topk(q, rows, 10)[1].tolist()
+    assert dense_search._compiled is False
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1  # warned once
+    assert "No working C++ compiler" in caplog.records[0].message
