@@ -1,7 +1,7 @@
 """The recommender's and select-weight's defaults are the packaged YAML's, read, never copied.
 
 Rerank depth: the rerank config group (melscribe-evaluate's rerank.depth too); approximate
-search: the recommend group's ``ann``; select-weight's grid and split: the recommend group's
+search: recommend.yaml's ``ann``; select-weight's grid and split: recommend.yaml's
 ``select_weight`` with train.py's validation settings (train.yaml's data).
 """
 
@@ -35,7 +35,7 @@ def test_the_rerank_depth_is_the_rerank_groups_for_evaluate_the_recommender_and_
 
 
 def test_approximate_search_defaults_are_the_recommend_groups_ann_block():
-    ann = read_option("recommend")["ann"]
+    ann = read_config("recommend")["ann"]
     assert defaults(build_faiss_index) == {
         "kind": "flat",
         "hnsw_m": ann["hnsw_m"],
@@ -55,7 +55,7 @@ def test_approximate_search_defaults_are_the_recommend_groups_ann_block():
 
 
 def test_select_weight_searches_the_yaml_grid_on_train_pys_validation_settings():
-    select, data = read_option("recommend")["select_weight"], read_config("train")["data"]
+    select, data = read_config("recommend")["select_weight"], read_config("train")["data"]
     found = defaults(select_fusion_weight)
     assert list(found["alphas"]) == select["alphas"]
     assert list(found["max_ngrams"]) == select["max_ngrams"]

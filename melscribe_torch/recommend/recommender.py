@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..conf import read_option
+from ..conf import read_config, read_option
 from ..retrieval import (
     TfidfScorer,
     check_fusion,
@@ -39,9 +39,9 @@ RETRIEVERS = ("dense", "lexical", "hybrid")
 # "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" and "faiss-ivf" trade recall for speed.
 BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf")
 FAISS_KINDS = ("flat", "hnsw", "ivf")
-# Approximate search (HNSW, IVF): the recommend config group's `ann` settings (how they were
-# chosen is written there, conf/recommend/default.yaml).
-ANN_DEFAULTS = read_option("recommend")["ann"]
+# Approximate search (HNSW, IVF): the `ann` settings of conf/recommend.yaml, which says how
+# they were chosen.
+ANN_DEFAULTS = read_config("recommend")["ann"]
 DEFAULT_HNSW_M = int(ANN_DEFAULTS["hnsw_m"])
 DEFAULT_HNSW_EF_CONSTRUCTION = int(ANN_DEFAULTS["hnsw_ef_construction"])
 DEFAULT_HNSW_EF_SEARCH = int(ANN_DEFAULTS["hnsw_ef_search"])

@@ -1,9 +1,9 @@
 """Choose the hybrid fusion weight and TF-IDF n-gram length on validation data carved from the training clips.
 
-Validation sets: the kind ``train.py`` selects on by default, built with the data config
-settings of train.yaml (sources, request sources, layout, seeds, split seed). The training records
+Validation sets: the kind ``train.py`` selects on by default, built with train.yaml's data
+settings (sources, request sources, layout, seeds, split seed). The training records
 are split by clip (``split_for_validation``), holding out ``select_weight.valid_fraction`` of
-the clips (the recommend config group: 30%); each held-out clip gives one request (its LLM
+the clips (conf/recommend.yaml: 30%); each held-out clip gives one request (its LLM
 caption where it has one) and one descriptor set, sampled with the paper's procedure for seeds
 0, 1, 2, as the test sets are (``build_validation_set``). No test clip is involved: the
 MC / MC_reco test sets never tune anything.
@@ -35,9 +35,9 @@ from .recommender import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
 
-# The grid and the split of a model no train.py run made: the recommend config group's
+# The grid and the split of a model no train.py run made: conf/recommend.yaml's
 # select_weight block; the validation sets' other settings: train.py's (train.yaml's data).
-SELECT_DEFAULTS = read_option("recommend")["select_weight"]
+SELECT_DEFAULTS = read_config("recommend")["select_weight"]
 DATA_DEFAULTS = read_config("train")["data"]
 DEFAULT_ALPHAS = tuple(float(a) for a in SELECT_DEFAULTS["alphas"])
 DEFAULT_MAX_NGRAMS = tuple(int(n) for n in SELECT_DEFAULTS["max_ngrams"])
