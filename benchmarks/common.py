@@ -336,3 +336,14 @@ def synthetic_texts(count: int, seed: int, min_words: int = 4, max_words: int = 
         words = torch.randint(len(SYNTHETIC_WORDS), (length,), generator=generator)
         texts.append(" ".join(SYNTHETIC_WORDS[i] for i in words))
     return texts
+
+
+def training_pairs(data_root: str | Path, sources: list[str] | None = None):
+    """The training pairs of a default `melscribe-train` run (sources, sampling seed and sets per
+    request from train.yaml); ``sources``: other training sources than its own."""
+    from melscribe_torch.conf import read_config
+    from melscribe_torch.data.training import build_training_pairs, load_training_records
+
+    data = read_config("train")["data"]
+    records = load_training_records(data_root, list(sources or data["train_sources"]))
+    return build_training_pairs(records, seed=data["pair_seed"], docs_per_query=data["docs_per_query"])

@@ -49,9 +49,7 @@ def load_pairs(args) -> list[tuple[str, str]]:
     if args.tiny or not (Path(args.data_root) / "LP-MusicCaps-MC").is_dir():
         texts = common.synthetic_texts(2 * args.max_pairs, args.seed)
         return list(zip(texts[::2], texts[1::2]))
-    from melscribe_torch.data.training import build_training_pairs, load_training_records
-
-    pairs = build_training_pairs(load_training_records(args.data_root, ["musiccaps", "lp-musiccaps-mc"]))
+    pairs = common.training_pairs(args.data_root)
     doc_ids = list(pairs.corpus)
     out = []
     for qid in list(pairs.queries)[: (args.max_pairs + 1) // 2]:
@@ -92,9 +90,7 @@ def load_tuples(args) -> tuple[RetrievalSet, list]:
             qrels={f"q{i}": {f"d{20 + 3 * i + j}" for j in range(3)} for i in range(20)},
         )
     else:
-        from melscribe_torch.data.training import build_training_pairs, load_training_records
-
-        pairs = build_training_pairs(load_training_records(args.data_root, ["musiccaps", "lp-musiccaps-mc"]))
+        pairs = common.training_pairs(args.data_root)
     return pairs, sampled_tuples(pairs, args.requests, args.tuples_per_request, args.seed)
 
 

@@ -44,9 +44,7 @@ def load_pairs(args) -> RetrievalSet:
         corpus = {f"d{i}": t for i, t in enumerate(texts[args.max_requests :])}
         qrels = {f"q{i}": {f"d{i % len(corpus)}"} for i in range(len(queries))}
         return RetrievalSet(queries=queries, corpus=corpus, qrels=qrels)
-    from melscribe_torch.data.training import build_training_pairs, load_training_records
-
-    pairs = build_training_pairs(load_training_records(args.data_root, SOURCES))
+    pairs = common.training_pairs(args.data_root, SOURCES)
     qids = list(pairs.queries)[: args.max_requests]
     keep = {d for q in qids for d in pairs.qrels[q]}
     keep.update([d for d in pairs.corpus if d not in keep][: args.max_docs])
@@ -66,7 +64,7 @@ def mine_ours(
         mine_with_encoder = None
     if mine_with_encoder is not None:
         return mine_with_encoder(
-            encoder, pairs, k=k, score="cos", batch_size=batch_size, precision=precision
+            encoder, pairs, k=k, score="cos", batch_size=batch_size, precision=precision, same_clip=False
         )
     doc_ids = list(pairs.corpus)
     index_of = {d: i for i, d in enumerate(doc_ids)}

@@ -64,7 +64,9 @@ def validation_recall(encoder, data_root: str, seeds: list[int]) -> dict:
     """Dense Recall@10 (%) on the validation sets (mean over seeds), via the select-weight grid at alpha 1."""
     from melscribe_torch.recommend.select_weight import select_fusion_weight
 
-    result = select_fusion_weight(encoder, data_root, alphas=(1.0,), seeds=seeds, max_ngrams=(1,))
+    result = select_fusion_weight(
+        encoder, data_root, batch_size=64, precision="fp32", alphas=(1.0,), seeds=seeds, max_ngrams=(1,)
+    )
     row = result["table"][0]
     return {
         "recall@10": 100 * row["mean"],

@@ -41,9 +41,7 @@ def load_examples(args) -> list[tuple[str, str, str]]:
     if args.tiny or not (Path(args.data_root) / "LP-MusicCaps-MC").is_dir():
         texts = common.synthetic_texts(3 * args.num_batches * args.batch_size, args.seed)
         return [tuple(texts[i : i + 3]) for i in range(0, len(texts), 3)]
-    from melscribe_torch.data.training import build_training_pairs, load_training_records
-
-    pairs = build_training_pairs(load_training_records(args.data_root, ["musiccaps", "lp-musiccaps-mc"]))
+    pairs = common.training_pairs(args.data_root)
     doc_ids = list(pairs.corpus)
     triples = []
     for qid in list(pairs.queries)[: args.num_batches * args.batch_size]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 from omegaconf import OmegaConf
@@ -157,3 +158,36 @@ def test_a_preset_changes_only_the_values_it_names(preset):
     assert changed, f"{preset} changes nothing"
     unnamed = {key for key in changed - named if not key.startswith(tuple(swapped))}
     assert not unnamed, f"{preset} changes values it does not name: {sorted(unnamed)}"
+
+
+def config_parameters():
+    """Functions the drivers hand config values to, and those parameters (YAML key in the comment)."""
+    from melscribe_torch.data.test_sets import custom_test_set
+    from melscribe_torch.data.training import build_training_pairs, build_validation_set
+    from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
+    from melscribe_torch.mining import mine_hard_negatives, mine_lexical, mine_with_encoder
+    from melscribe_torch.training.validation import validation_metrics, validation_recall
+
+    return {
+        mine_with_encoder: ("k", "score", "batch_size", "precision", "same_clip"),  # mining.*
+        mine_lexical: ("k", "method", "same_clip"),  # mining.k, mining.retrievers, mining.exclude_same_clip
+        mine_hard_negatives: ("k", "score"),
+        build_training_pairs: ("seed", "docs_per_query"),  # data.pair_seed, data.docs_per_query
+        build_validation_set: ("request_sources", "layout"),  # data.valid_request_sources, data.valid_layout
+        build_retriever: ("score", "batch_size", "precision"),  # evaluate: score, encode.*
+        evaluate_over_seeds: ("seeds", "k_values"),  # evaluate: seeds, k_values
+        custom_test_set: ("sampling",),  # evaluate: custom.sampling
+        validation_metrics: ("batch_size", "precision"),  # train.encode_batch_size, train.precision
+        validation_recall: ("batch_size", "precision"),
+    }
+
+
+def test_functions_given_config_values_have_no_defaults_of_their_own():
+    # A default here would be a second copy of the YAML's value, free to drift from it.
+    with_default = [
+        f"{function.__module__}.{function.__name__}({name}=...)"
+        for function, names in config_parameters().items()
+        for name in names
+        if inspect.signature(function).parameters[name].default is not inspect.Parameter.empty
+    ]
+    assert with_default == []

@@ -35,7 +35,7 @@ def test_training_pairs_drop_empty_descriptor_sets():
 
 
 def test_one_per_clip_validation_has_one_request_and_one_set_per_clip_like_the_test_sets():
-    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps", "musiccaps"])
+    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps", "musiccaps"], layout="one_per_clip")
     clips = [qid.rsplit("_", 1)[0] for qid in valid.queries]
     assert sorted(clips) == ["clip-a", "clip-b"]  # tags-1 comes from a source not asked for
     # clip-a: its first-preferred record (caption_writing), first sentence; clip-b: its human caption
@@ -45,7 +45,9 @@ def test_one_per_clip_validation_has_one_request_and_one_set_per_clip_like_the_t
 
 
 def test_one_per_clip_prefers_the_earlier_request_source():
-    valid = build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps-mc/caption_summary", "lp-musiccaps"])
+    valid = build_validation_set(
+        RECORDS, seed=0, request_sources=["lp-musiccaps-mc/caption_summary", "lp-musiccaps"], layout="one_per_clip"
+    )
     assert list(valid.queries.values()) == ["soft piano playing"]
 
 
@@ -80,6 +82,6 @@ def test_all_sentences_validation_without_a_source_filter_keeps_every_non_empty_
 
 def test_validation_from_sources_not_trained_on_is_a_clear_error():
     with pytest.raises(DataError, match="valid_request_sources"):
-        build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps-msd"])
+        build_validation_set(RECORDS, seed=0, request_sources=["lp-musiccaps-msd"], layout="one_per_clip")
     with pytest.raises(ValueError, match="one_per_clip"):
-        build_validation_set(RECORDS, seed=0, layout="every_other_sentence")
+        build_validation_set(RECORDS, seed=0, request_sources=None, layout="every_other_sentence")

@@ -30,4 +30,4 @@ def test_recall_counts_only_the_top_k():
 
 def test_zero_requests_is_an_error_not_a_zero_score():
     with pytest.raises(ValueError, match="0 requests"):
-        ranking_metrics([], [])
+        ranking_metrics([], [], k_values=[10])

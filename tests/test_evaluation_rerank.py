@@ -73,13 +73,14 @@ def test_rerank_retriever_on_a_tiny_cross_encoder(tiny_model_dir):
 
 
 def test_build_retriever_reads_the_cascade_name(tiny_model_dir):
+    encode = {"score": "cos", "batch_size": 8, "precision": "fp32"}  # the evaluate config's score, encode.*
     name = f"rerank:{tiny_model_dir}@tfidf"
-    retriever, source = build_retriever(name, {}, rerank={"depth": 3})
+    retriever, source = build_retriever(name, {}, **encode, rerank={"depth": 3})
     assert isinstance(retriever, RerankRetriever) and retriever.depth == 3
     assert isinstance(retriever.first_stage, TfidfRetriever)
     assert source == f"{tiny_model_dir} over tfidf"
     with pytest.raises(ValueError, match="set rerank.depth"):
-        build_retriever(name, {})
+        build_retriever(name, {}, **encode)
 
 
 @pytest.mark.parametrize("name", ["rerank:only-a-model", "rerank:@tfidf", "rerank:ce@"])

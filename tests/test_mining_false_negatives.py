@@ -41,7 +41,7 @@ def test_described_negatives_are_dropped_and_the_next_ones_move_up():
 
 def test_mining_with_exclude_described_keeps_only_undescribed_negatives(tmp_path):
     pairs = two_clips()
-    plain = mine_lexical(pairs, k=3)["clip1_0"]
+    plain = mine_lexical(pairs, k=3, method="tfidf", same_clip=False)["clip1_0"]
     assert {"d1", "d2"} & set(plain)  # TF-IDF ranks the described sets high
 
     settings = composed_settings(

@@ -18,6 +18,11 @@ from melscribe_torch.models import BiEncoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+# The mining functions take their settings from the caller (the mining config group); the
+# tests spell them out.
+ENCODER_SETTINGS = {"score": "cos", "batch_size": 4, "precision": "fp32"}
+TFIDF = {"method": "tfidf", "same_clip": False}
+
 
 def toy_pairs() -> RetrievalSet:
     """Six requests, each with one or two relevant descriptor sets among ten."""
@@ -69,7 +74,7 @@ def test_mined_negatives_never_hold_positives():
     positives = [[i, (i + 7) % 50] for i in range(20)]
     for i, pos in enumerate(positives):
         d_emb[pos] = q_emb[i] * 5
-    negatives = mine_hard_negatives(q_emb, d_emb, positives, k=10)
+    negatives = mine_hard_negatives(q_emb, d_emb, positives, k=10, score="cos")
     for row, pos in zip(negatives, positives):
         assert len(row) == 10 and not set(row) & set(pos)
 
@@ -100,18 +105,18 @@ def test_chunked_mining_equals_unchunked(score):
 
 def test_k_larger_than_corpus_returns_every_non_positive():
     torch.manual_seed(2)
-    negatives = mine_hard_negatives(torch.randn(3, 4), torch.randn(5, 4), [[0], [1, 2], []], k=50)
+    negatives = mine_hard_negatives(torch.randn(3, 4), torch.randn(5, 4), [[0], [1, 2], []], k=50, score="cos")
     assert [sorted(row) for row in negatives] == [[1, 2, 3, 4], [0, 3, 4], [0, 1, 2, 3, 4]]
 
 
 def test_positives_list_must_match_requests():
     with pytest.raises(ValueError, match="one list per request"):
-        mine_hard_negatives(torch.randn(3, 4), torch.randn(5, 4), [[0]], k=2)
+        mine_hard_negatives(torch.randn(3, 4), torch.randn(5, 4), [[0]], k=2, score="cos")
 
 
 def test_mine_with_encoder_returns_doc_ids_without_positives(encoder):
     pairs = toy_pairs()
-    negatives = mine_with_encoder(encoder, pairs, k=4, batch_size=4)
+    negatives = mine_with_encoder(encoder, pairs, **ENCODER_SETTINGS, k=4, same_clip=False)
     assert list(negatives) == list(pairs.queries)
     for qid, ids in negatives.items():
         assert len(ids) == 4 and set(ids) <= set(pairs.corpus) and not set(ids) & pairs.qrels[qid]
@@ -119,14 +124,17 @@ def test_mine_with_encoder_returns_doc_ids_without_positives(encoder):
 
 def test_shards_over_two_ranks_union_to_the_single_rank_result(encoder):
     pairs = toy_pairs()
-    single = mine_with_encoder(encoder, pairs, k=3)
-    shards = [mine_with_encoder(encoder, pairs, k=3, rank=rank, world_size=2) for rank in (0, 1)]
+    single = mine_with_encoder(encoder, pairs, **ENCODER_SETTINGS, k=3, same_clip=False)
+    shards = [
+        mine_with_encoder(encoder, pairs, **ENCODER_SETTINGS, k=3, same_clip=False, rank=rank, world_size=2)
+        for rank in (0, 1)
+    ]
     assert not set(shards[0]) & set(shards[1])
     assert {**shards[0], **shards[1]} == single
-    lexical = [mine_lexical(pairs, k=3, rank=rank, world_size=2) for rank in (0, 1)]
-    assert {**lexical[0], **lexical[1]} == mine_lexical(pairs, k=3)
+    lexical = [mine_lexical(pairs, **TFIDF, k=3, rank=rank, world_size=2) for rank in (0, 1)]
+    assert {**lexical[0], **lexical[1]} == mine_lexical(pairs, **TFIDF, k=3)
     with pytest.raises(ValueError, match="rank"):
-        mine_lexical(pairs, rank=2, world_size=2)
+        mine_lexical(pairs, **TFIDF, k=3, rank=2, world_size=2)
 
 
 def test_same_clip_positives_are_not_mined_as_negatives(encoder):
@@ -136,11 +144,11 @@ def test_same_clip_positives_are_not_mined_as_negatives(encoder):
         corpus={"d0": "rock, guitar", "d1": "rock, drums", "d2": "jazz, piano", "d3": "rock, loud"},
         qrels={"clip1_0": {"d0"}, "clip1_1": {"d1"}, "clip2_2": {"d2"}},
     )
-    lexical = mine_lexical(pairs, k=30)
+    lexical = mine_lexical(pairs, **TFIDF, k=30)
     assert "d1" in lexical["clip1_0"]  # GPL's rule drops only the request's own positives
     for negatives in (
-        mine_lexical(pairs, k=30, same_clip=True),
-        mine_with_encoder(encoder, pairs, k=30, same_clip=True),
+        mine_lexical(pairs, k=30, method="tfidf", same_clip=True),
+        mine_with_encoder(encoder, pairs, **ENCODER_SETTINGS, k=30, same_clip=True),
     ):
         assert not {"d0", "d1"} & set(negatives["clip1_0"] + negatives["clip1_1"])
         assert "d3" in negatives["clip1_0"]
@@ -150,7 +158,7 @@ def test_same_clip_positives_are_not_mined_as_negatives(encoder):
 @pytest.mark.parametrize("method", ["tfidf", "bm25"])
 def test_lexical_mining_ranks_the_near_duplicate_first(method):
     pairs = toy_pairs()
-    negatives = mine_lexical(pairs, k=30, method=method)
+    negatives = mine_lexical(pairs, k=30, method=method, same_clip=False)
     # d1 shares "rock" and "guitar" with q0's positive d0; d6 shares "electronic" and "fast" with q2
     assert negatives["q0"][0] == "d1"
     assert negatives["q2"][0] == "d6"
@@ -161,12 +169,15 @@ def test_lexical_mining_ranks_the_near_duplicate_first(method):
 
 def test_unknown_lexical_method():
     with pytest.raises(ValueError, match="valid: tfidf, bm25"):
-        mine_lexical(toy_pairs(), method="splade")
+        mine_lexical(toy_pairs(), k=3, method="splade", same_clip=False)
 
 
 def test_hard_negatives_file_round_trip(tmp_path):
     pairs = toy_pairs()
-    negatives = {"tfidf": mine_lexical(pairs, k=3), "bm25": mine_lexical(pairs, k=2, method="bm25")}
+    negatives = {
+        "tfidf": mine_lexical(pairs, **TFIDF, k=3),
+        "bm25": mine_lexical(pairs, k=2, method="bm25", same_clip=False),
+    }
     path = write_hard_negatives(tmp_path / "hard-negatives.jsonl", pairs, negatives)
     first = json.loads(path.read_text().splitlines()[1])
     assert first == {
@@ -185,7 +196,7 @@ def test_writing_refuses_a_missing_shard(tmp_path):
     pairs = toy_pairs()
     with pytest.raises(ValueError, match="gather every rank"):
         write_hard_negatives(
-            tmp_path / "h.jsonl", pairs, {"tfidf": mine_lexical(pairs, rank=0, world_size=2)}
+            tmp_path / "h.jsonl", pairs, {"tfidf": mine_lexical(pairs, **TFIDF, k=3, rank=0, world_size=2)}
         )
 
 
@@ -224,8 +235,8 @@ def test_fp16_mining_on_cuda_matches_cpu():
     torch.manual_seed(3)
     q_emb, d_emb = torch.randn(40, 32), torch.randn(500, 32)
     positives = [[i] for i in range(40)]
-    cpu = mine_hard_negatives(q_emb, d_emb, positives, k=5)
-    cuda = mine_hard_negatives(q_emb, d_emb, positives, k=5, device="cuda", corpus_chunk=128)
+    cpu = mine_hard_negatives(q_emb, d_emb, positives, k=5, score="cos")
+    cuda = mine_hard_negatives(q_emb, d_emb, positives, k=5, score="cos", device="cuda", corpus_chunk=128)
     # fp16 may swap near-ties only: the sets agree almost everywhere
     agree = sum(len(set(a) & set(b)) for a, b in zip(cpu, cuda)) / (40 * 5)
     assert agree > 0.95

@@ -78,8 +78,9 @@ def test_hybrid_retriever_protocol_and_extremes():
 def test_build_retriever_knows_hybrid_names(tiny_model_dir):
     from melscribe_torch.evaluation import build_retriever
 
+    encode = {"score": "cos", "batch_size": 8, "precision": "fp32"}  # the evaluate config's score, encode.*
     retriever, source = build_retriever(
-        f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3, "method": "rrf", "max_ngram": 2}
+        f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3, "method": "rrf", "max_ngram": 2}, **encode
     )
     assert (retriever.name, retriever.alpha, retriever.method, retriever.max_ngram, source) == (
         f"hybrid:{tiny_model_dir}",
@@ -89,7 +90,7 @@ def test_build_retriever_knows_hybrid_names(tiny_model_dir):
         str(tiny_model_dir),
     )
     with pytest.raises(ValueError, match=r"needs its fusion settings: set hybrid.method, hybrid.max_ngram"):
-        build_retriever(f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3})
+        build_retriever(f"hybrid:{tiny_model_dir}", hybrid={"alpha": 0.3}, **encode)
 
 
 def test_hybrid_retriever_encodes_each_text_once_across_searches():

@@ -77,7 +77,7 @@ def test_bm25_retriever_ranks_by_the_bm25_sum_and_evaluate_knows_it_by_name():
     from melscribe_torch.evaluation import build_retriever
 
     corpus = ["rock guitar rock", "jazz piano", "rock piano soft slow"]
-    retriever, source = build_retriever("bm25")
+    retriever, source = build_retriever("bm25", score="cos", batch_size=8, precision="fp32")
     assert (retriever.name, source) == ("bm25", "bm25")
     scores, indices = retriever.search(["rock piano"], corpus, 2)
     q_mat, d_mat = bm25_matrices(["rock piano"], corpus)

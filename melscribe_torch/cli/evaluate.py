@@ -54,8 +54,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
     results, sources = {}, {}
     for name in names:
         retriever, sources[name] = build_retriever(
-            name, load_model_aliases(), cfg.score, cfg.encode.batch_size, cfg.encode.precision,
-            OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
+            name, load_model_aliases(), score=cfg.score, batch_size=cfg.encode.batch_size,
+            precision=cfg.encode.precision,
+            hybrid=OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
             rerank=OmegaConf.to_container(cfg.rerank) if cfg.get("rerank") else None,
         )
         results[name] = {}

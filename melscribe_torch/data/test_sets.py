@@ -53,7 +53,7 @@ def custom_test_set(
     path: str | Path,
     request_column: str,
     descriptor_column: str,
-    sampling: str = "paper",
+    sampling: str,
     id_column: str | None = None,
 ) -> Callable[[int], RetrievalSet]:
     records = load_custom(path, request_column, descriptor_column, id_column)

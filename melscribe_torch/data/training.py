@@ -82,16 +82,6 @@ def split_by_clip(
     return train, valid
 
 
-# The validation split the default settings were selected on (and select-weight's split for a
-# model that no train.py run of this project made). 30% of the clips: one request per clip gives
-# few requests; 10% gave 261, on which TF-IDF already scores 94.6, too few and too easy to
-# choose between settings. LLM captions (the test requests' kind) are taken where a clip has
-# them, its human caption otherwise.
-DEFAULT_VALID_FRACTION = 0.3
-DEFAULT_VALID_REQUEST_SOURCES = ("lp-musiccaps-mc/caption_writing", "musiccaps")
-DEFAULT_VALID_LAYOUT = "one_per_clip"
-
-
 def source_rank(source: str, prefixes: Sequence[str] | None) -> int | None:
     """Index of the first prefix ``source`` starts with (0 when ``prefixes`` is None), else None."""
     if prefixes is None:
@@ -122,14 +112,16 @@ def split_for_validation(
 
 def build_training_pairs(
     records: Sequence[CaptionRecord],
-    seed: int = 42,
-    docs_per_query: int = 3,
+    *,
+    seed: int,
+    docs_per_query: int,
     rewrite: Callable[[str, str, Sequence[str]], str] | None = None,
 ) -> RetrievalSet:
     """Requests and sampled descriptor sets for training; empty descriptor sets are dropped and counted.
 
     Human captions often have sentences that contain none of their descriptors: the paper's
-    sampling then yields the empty set, which teaches nothing. ``rewrite``: see
+    sampling then yields the empty set, which teaches nothing. ``seed`` and ``docs_per_query``
+    are ``data.pair_seed`` and ``data.docs_per_query``. ``rewrite``: see
     :func:`~melscribe_torch.data.sampling.build_sampled_set`.
     """
     pairs = build_sampled_set(
@@ -162,13 +154,14 @@ VALIDATION_LAYOUTS = ("one_per_clip", "all_sentences")
 def build_validation_set(
     records: Sequence[CaptionRecord],
     seed: int,
-    request_sources: Sequence[str] | None = None,
-    layout: str = "one_per_clip",
+    request_sources: Sequence[str] | None,
+    layout: str,
     rewrite: Callable[[str, str, Sequence[str]], str] | None = None,
     name: str = "validation",
 ) -> RetrievalSet:
     """A validation set from held-out clips, shaped like the test sets.
 
+    ``request_sources`` and ``layout`` are ``data.valid_request_sources`` and ``data.valid_layout``.
     ``one_per_clip`` (the default) mirrors MC / MC_reco: each test clip gives one request (a
     single-sentence LLM caption) and one descriptor set, so no two documents describe the
     same music. Here each held-out clip gives one request: the first sentence with a non-empty

@@ -1,8 +1,7 @@
 """Evaluation: IR metrics, retrievers by name and the paper's 3-seed protocol."""
 
-from .metrics import DEFAULT_K_VALUES, METRIC_NAMES, ranking_metrics
+from .metrics import METRIC_NAMES, ranking_metrics
 from .protocol import (
-    PAPER_SEEDS,
     aggregate,
     count_empty_set_requests,
     evaluate_over_seeds,
@@ -11,6 +10,6 @@ from .protocol import (
 from .retrievers import build_retriever
 
 __all__ = [
-    "DEFAULT_K_VALUES", "METRIC_NAMES", "PAPER_SEEDS", "aggregate", "build_retriever",
+    "METRIC_NAMES", "aggregate", "build_retriever",
     "count_empty_set_requests", "evaluate_over_seeds", "evaluate_retrieval_set", "ranking_metrics",
 ]

@@ -18,13 +18,12 @@ import math
 from collections.abc import Sequence
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "mrr", "ndcg", "map")
-DEFAULT_K_VALUES = (1, 3, 5, 10, 100)
 
 
 def ranking_metrics(
     rankings: Sequence[Sequence[str]],
     relevant: Sequence[set[str]],
-    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    k_values: Sequence[int],
 ) -> dict[str, float]:
     """Mean metrics over requests.
 

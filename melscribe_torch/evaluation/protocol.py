@@ -11,13 +11,11 @@ import numpy as np
 
 from ..data.sampling import RetrievalSet
 from ..retrieval import Retriever
-from .metrics import DEFAULT_K_VALUES, ranking_metrics
-
-PAPER_SEEDS = (0, 1, 2)
+from .metrics import ranking_metrics
 
 
 def evaluate_retrieval_set(
-    retriever: Retriever, retrieval_set: RetrievalSet, k_values: Sequence[int] = DEFAULT_K_VALUES
+    retriever: Retriever, retrieval_set: RetrievalSet, k_values: Sequence[int]
 ) -> dict[str, float]:
     """Metrics of one retriever on one retrieval set (requests without a relevant document are left out).
 
@@ -81,10 +79,13 @@ def aggregate(per_seed: Sequence[dict[str, float]]) -> dict[str, dict]:
 def evaluate_over_seeds(
     retriever: Retriever,
     build_test_set: Callable[[int], RetrievalSet],
-    seeds: Sequence[int] = PAPER_SEEDS,
-    k_values: Sequence[int] = DEFAULT_K_VALUES,
+    seeds: Sequence[int],
+    k_values: Sequence[int],
 ) -> dict:
-    """Evaluate on the test set built with each seed; returns metrics with mean/std/per_seed and sizes."""
+    """Evaluate on the test set built with each seed; returns metrics with mean/std/per_seed and sizes.
+
+    ``seeds`` and ``k_values``: the evaluate config's (the paper's 0, 1, 2 and 1, 3, 5, 10, 100).
+    """
     per_seed, num_requests, num_documents, num_empty = [], [], [], []
     for seed in seeds:
         retrieval_set = build_test_set(seed)

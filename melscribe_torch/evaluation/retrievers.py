@@ -14,9 +14,10 @@ RERANK_PREFIX = "rerank:"
 def build_retriever(
     name: str,
     model_aliases: dict[str, dict] | None = None,
-    score: str = "cos",
-    batch_size: int = 64,
-    precision: str = "fp32",
+    *,
+    score: str,
+    batch_size: int,
+    precision: str,
     hybrid: dict | None = None,
     rerank: dict | None = None,
 ) -> tuple[Retriever, str]:
@@ -27,6 +28,8 @@ def build_retriever(
             ``"hybrid:<model>"`` fuses that model with TF-IDF (``retrieval.HybridRetriever``).
         model_aliases: Short name -> ``{"name_or_path": ..., "pooling": ..., "max_length": ...}``;
             None: the package's ``model/`` config group (``models.aliases``).
+        score, batch_size, precision: Ranking and encoding of dense retrievers (the evaluate
+            config's ``score`` and ``encode``).
         hybrid: Fusion settings for ``hybrid:`` names: ``{"alpha": ..., "method": "zscore"|"rrf",
             "max_ngram": ...}``.
         rerank: Cascade settings for ``rerank:<cross-encoder dir>@<first stage>`` names
@@ -44,7 +47,9 @@ def build_retriever(
         cross_encoder_path, first_name = parse_rerank_name(name)
         if not rerank or "depth" not in rerank:
             raise ValueError(f"retriever {name!r} needs a rerank depth: set rerank.depth")
-        first, source = build_retriever(first_name, model_aliases, score, batch_size, precision, hybrid)
+        first, source = build_retriever(
+            first_name, model_aliases, score=score, batch_size=batch_size, precision=precision, hybrid=hybrid
+        )
         retriever = RerankRetriever(
             CrossEncoder.from_pretrained(cross_encoder_path), first, int(rerank["depth"]), name,
             batch_size, precision,
@@ -59,7 +64,9 @@ def build_retriever(
                 f"retriever {name!r} needs its fusion settings: set {', '.join(missing)} "
                 "(the hybrid config group holds the ones chosen on validation data)"
             )
-        dense, source = build_retriever(name.removeprefix("hybrid:"), model_aliases, score, batch_size, precision)
+        dense, source = build_retriever(
+            name.removeprefix("hybrid:"), model_aliases, score=score, batch_size=batch_size, precision=precision
+        )
         retriever = HybridRetriever(
             dense.encoder, name, float(settings["alpha"]), settings["method"], int(settings["max_ngram"]),
             score, batch_size, precision,

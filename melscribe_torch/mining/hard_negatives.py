@@ -5,7 +5,7 @@ File schema (``hard-negatives.jsonl``, GPL's layout), one JSON object per traini
     {"qid": "<request id>", "pos": ["<doc id>", ...], "neg": {"<retriever>": ["<doc id>", ...], ...}}
 
 ``pos`` holds the request's relevant documents; each ``neg`` list holds one retriever's top-k
-documents, best first, never a positive. With ``same_clip=True`` (the pipeline's default) a
+documents, best first, never a positive. With ``same_clip=True`` (``mining.exclude_same_clip``) a
 negative is also never a positive of another request of the same clip (another sentence of
 its caption, or another caption style): those describe the same music. Mined negatives can
 still be false negatives (a near-duplicate descriptor set of another clip): the teacher's
@@ -35,8 +35,9 @@ def mine_hard_negatives(
     q_emb: torch.Tensor,
     d_emb: torch.Tensor,
     positives: list[list[int]],
-    k: int = 30,
-    score: str = "cos",
+    *,
+    k: int,
+    score: str,
     device: torch.device | str | None = None,
     query_chunk: int = 1024,
     corpus_chunk: int = 65536,
@@ -99,7 +100,7 @@ def clip_of(qid: str) -> str:
 
 
 def _positive_indices(
-    pairs: RetrievalSet, qids: Sequence[str], doc_ids: Sequence[str], same_clip: bool = False
+    pairs: RetrievalSet, qids: Sequence[str], doc_ids: Sequence[str], same_clip: bool
 ) -> list[list[int]]:
     """Per request, the corpus indices never to return: its positives (and its clip's, with ``same_clip``)."""
     index_of = {doc_id: i for i, doc_id in enumerate(doc_ids)}
@@ -122,15 +123,19 @@ def _positive_indices(
 def mine_with_encoder(
     encoder,
     pairs: RetrievalSet,
-    k: int = 30,
-    score: str = "cos",
-    batch_size: int = 128,
-    precision: str = "fp32",
+    *,
+    k: int,
+    score: str,
+    batch_size: int,
+    precision: str,
+    same_clip: bool,
     rank: int = 0,
     world_size: int = 1,
-    same_clip: bool = False,
 ) -> dict[str, list[str]]:
     """Hard negatives from a bi-encoder for this rank's shard of the requests.
+
+    The settings (``k`` to ``same_clip``) have no defaults here: the ``mining`` config group
+    holds them (``mining.k``, ``mining.score``, ...), and the pipeline passes them on.
 
     Args:
         encoder: A ``BiEncoder`` (anything with ``encode(texts, batch_size=, precision=)`` and ``device``).
@@ -167,11 +172,12 @@ def mine_with_encoder(
 
 def mine_lexical(
     pairs: RetrievalSet,
-    k: int = 30,
-    method: str = "tfidf",
+    *,
+    k: int,
+    method: str,
+    same_clip: bool,
     rank: int = 0,
     world_size: int = 1,
-    same_clip: bool = False,
 ) -> dict[str, list[str]]:
     """Hard negatives from TF-IDF or BM25 fitted on the training corpus, for this rank's shard.
 

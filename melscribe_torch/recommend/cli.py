@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DEBUG_FLAG, USER_ERROR_STATUS, debugging, one_line, take_debug_flag
-from ..data.training import DEFAULT_VALID_FRACTION
 from ..retrieval import FUSION_METHODS
 from ..serve import cli as serve_cli
 from .catalog import load_catalog
@@ -41,7 +40,7 @@ from .recommender import (
     Recommendation,
     Recommender,
 )
-from .select_weight import DEFAULT_MAX_NGRAMS
+from .select_weight import DEFAULT_MAX_NGRAMS, DEFAULT_SPLIT_SEED, DEFAULT_VALID_FRACTION
 
 log = logging.getLogger("melscribe_torch.recommend")
 
@@ -136,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--valid-fraction",
         type=float,
-        help="share of training clips held out (default: the model's train.py run's, else 0.3)",
+        help="share of training clips held out (default: the model's train.py run's, else "
+        f"{DEFAULT_VALID_FRACTION})",
     )
     p.add_argument("--split-seed", type=int, help="clip split seed (default: as --valid-fraction)")
     p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
@@ -357,7 +357,7 @@ def _select_weight(args: argparse.Namespace) -> int:
     model = _model_path(args.model)
     encoder = BiEncoder.from_pretrained(model)
     run = training_run_split(model)
-    split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": 0}
+    split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": DEFAULT_SPLIT_SEED}
     if run is not None:
         split = {k: run[k] for k in split}
         print(f"validation split of the training run {run['run_dir']}: {split}")

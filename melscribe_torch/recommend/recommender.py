@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..conf import read_option
+from ..conf import read_config, read_option
 from ..retrieval import (
     TfidfScorer,
     check_fusion,
@@ -39,16 +39,15 @@ RETRIEVERS = ("dense", "lexical", "hybrid")
 # "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" and "faiss-ivf" trade recall for speed.
 BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf")
 FAISS_KINDS = ("flat", "hnsw", "ivf")
-# Approximate-search settings, chosen on real embeddings by benchmarks/ann_sweep.py
-# (docs/recommend.md, section 7): at a million descriptor sets, IVF with 4 sqrt(N) lists
-# (k-means on 16 rows per list) scanning 32 of them kept 98.7% of the exact top-10 at a
-# p50 of 4 ms; HNSW stayed below 80% on 200k rows even at efSearch 256 (the highest measured).
-DEFAULT_HNSW_M = 32
-DEFAULT_HNSW_EF_CONSTRUCTION = 40
-DEFAULT_HNSW_EF_SEARCH = 256
-DEFAULT_IVF_LISTS_PER_SQRT = 4
-DEFAULT_IVF_TRAIN_PER_LIST = 16
-DEFAULT_IVF_NPROBE = 32
+# Approximate search (HNSW, IVF): the `ann` settings of conf/recommend.yaml, which says how
+# they were chosen.
+ANN_DEFAULTS = read_config("recommend")["ann"]
+DEFAULT_HNSW_M = int(ANN_DEFAULTS["hnsw_m"])
+DEFAULT_HNSW_EF_CONSTRUCTION = int(ANN_DEFAULTS["hnsw_ef_construction"])
+DEFAULT_HNSW_EF_SEARCH = int(ANN_DEFAULTS["hnsw_ef_search"])
+DEFAULT_IVF_LISTS_PER_SQRT = float(ANN_DEFAULTS["ivf_lists_per_sqrt"])
+DEFAULT_IVF_TRAIN_PER_LIST = int(ANN_DEFAULTS["ivf_train_per_list"])
+DEFAULT_IVF_NPROBE = int(ANN_DEFAULTS["ivf_nprobe"])
 # Fusion weight of the dense side, fusion method and longest word n-gram of the TF-IDF side
 # (lexical and hybrid) when none is given: the hybrid config group's, which melscribe-evaluate
 # uses too (conf/hybrid/default.yaml says how they were chosen).
@@ -57,8 +56,8 @@ DEFAULT_ALPHA = float(HYBRID_DEFAULTS["alpha"])
 DEFAULT_METHOD = str(HYBRID_DEFAULTS["method"])
 DEFAULT_MAX_NGRAM = int(HYBRID_DEFAULTS["max_ngram"])
 # First-stage descriptor sets a reranking cross-encoder reads per request (`rerank=`): the
-# cost of a request grows with it (docs/distillation.md has the latency at each depth).
-DEFAULT_RERANK_DEPTH = 50
+# rerank config group's depth, which melscribe-evaluate's rerank: retrievers use too.
+DEFAULT_RERANK_DEPTH = int(read_option("rerank")["depth"])
 
 
 @dataclass

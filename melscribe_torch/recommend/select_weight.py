@@ -1,10 +1,11 @@
 """Choose the hybrid fusion weight and TF-IDF n-gram length on validation data carved from the training clips.
 
-Validation sets: the same ones ``train.py`` selects on by default. The training records of
-the default sources are split by clip (``split_for_validation`` with the defaults of
-``data.training``: 30% of the clips, split seed 0); each held-out clip gives one request (its
-LLM caption where it has one) and one descriptor set, sampled with the paper's procedure for
-seeds 0, 1, 2, as the test sets are (``build_validation_set``). No test clip is involved: the
+Validation sets: the kind ``train.py`` selects on by default, built with train.yaml's data
+settings (sources, request sources, layout, seeds, split seed). The training records
+are split by clip (``split_for_validation``), holding out ``select_weight.valid_fraction`` of
+the clips (conf/recommend.yaml: 30%); each held-out clip gives one request (its LLM
+caption where it has one) and one descriptor set, sampled with the paper's procedure for seeds
+0, 1, 2, as the test sets are (``build_validation_set``). No test clip is involved: the
 MC / MC_reco test sets never tune anything.
 
 A model trained on some of those clips would make its dense side look better than it is, so
@@ -21,10 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conf import read_config, read_option
 from ..data.training import (
-    DEFAULT_VALID_FRACTION,
-    DEFAULT_VALID_LAYOUT,
-    DEFAULT_VALID_REQUEST_SOURCES,
     build_validation_set,
     check_no_test_clips,
     load_training_records,
@@ -36,23 +35,34 @@ from .recommender import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
-DEFAULT_MAX_NGRAMS = (1, 2, 3)
-VALIDATION_SOURCES = ("musiccaps", "lp-musiccaps-mc")  # train.py's default sources
+# The grid and the split of a model no train.py run made: conf/recommend.yaml's
+# select_weight block; the validation sets' other settings: train.py's (train.yaml's data).
+SELECT_DEFAULTS = read_config("recommend")["select_weight"]
+DATA_DEFAULTS = read_config("train")["data"]
+DEFAULT_ALPHAS = tuple(float(a) for a in SELECT_DEFAULTS["alphas"])
+DEFAULT_MAX_NGRAMS = tuple(int(n) for n in SELECT_DEFAULTS["max_ngrams"])
+DEFAULT_METRIC = str(SELECT_DEFAULTS["metric"])
+DEFAULT_VALID_FRACTION = float(SELECT_DEFAULTS["valid_fraction"])
+DEFAULT_SPLIT_SEED = int(DATA_DEFAULTS["split_seed"])
+DEFAULT_SEEDS = tuple(int(seed) for seed in DATA_DEFAULTS["valid_seeds"])
+VALIDATION_SOURCES = tuple(DATA_DEFAULTS["train_sources"])
+VALID_REQUEST_SOURCES = tuple(DATA_DEFAULTS["valid_request_sources"])
+VALID_LAYOUT = str(DATA_DEFAULTS["valid_layout"])
 
 
 def select_fusion_weight(
     encoder,
     root: str | Path,
+    *,
+    batch_size: int,
+    precision: str,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = DEFAULT_SEEDS,
     method: str = DEFAULT_METHOD,
-    metric: str = "recall@10",
-    batch_size: int = 64,
-    precision: str = "fp32",
+    metric: str = DEFAULT_METRIC,
     max_ngrams: Sequence[int] = DEFAULT_MAX_NGRAMS,
     valid_fraction: float = DEFAULT_VALID_FRACTION,
-    split_seed: int = 0,
+    split_seed: int = DEFAULT_SPLIT_SEED,
     trained_clips: Collection[str] | None = None,
 ) -> dict:
     """Grid-search the dense weight ``alpha`` and the TF-IDF n-gram length by validation ``metric``.
@@ -60,6 +70,7 @@ def select_fusion_weight(
     Args:
         encoder: The bi-encoder whose hybrid is tuned.
         root: The data directory.
+        batch_size, precision: Encoding settings.
         alphas: Candidate weights in [0, 1].
         seeds: Sampling seeds of the validation sets (the metric is their mean).
         method: Fusion method ("zscore" or "rrf").
@@ -79,7 +90,7 @@ def select_fusion_weight(
     records = load_training_records(root, list(VALIDATION_SOURCES))
     check_no_test_clips(records, root)
     _, valid = split_for_validation(
-        records, valid_fraction, split_seed, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT
+        records, valid_fraction, split_seed, VALID_REQUEST_SOURCES, VALID_LAYOUT
     )
     valid_clips = {r.clip_id for r in valid}
     seen = sorted(valid_clips & set(trained_clips or ()))
@@ -95,7 +106,7 @@ def select_fusion_weight(
     # The requests are the same sentences for every seed: each is encoded once.
     embeddings = EmbeddingCache(encoder, batch_size, precision, normalize=True)
     for seed in seeds:
-        vset = build_validation_set(valid, seed, DEFAULT_VALID_REQUEST_SOURCES, DEFAULT_VALID_LAYOUT)
+        vset = build_validation_set(valid, seed, VALID_REQUEST_SOURCES, VALID_LAYOUT)
         qids = [q for q in vset.queries if vset.qrels.get(q)]
         doc_ids = list(vset.corpus)
         queries = [vset.queries[q] for q in qids]
@@ -134,9 +145,9 @@ def select_fusion_weight(
         "seeds": list(seeds),
         "validation": {
             "sources": list(VALIDATION_SOURCES),
-            "request_sources": list(DEFAULT_VALID_REQUEST_SOURCES),
+            "request_sources": list(VALID_REQUEST_SOURCES),
             "valid_fraction": valid_fraction,
-            "layout": DEFAULT_VALID_LAYOUT,
+            "layout": VALID_LAYOUT,
             "split_seed": split_seed,
         },
     }

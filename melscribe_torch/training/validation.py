@@ -14,8 +14,9 @@ def validation_recall(
     sets: Sequence[RetrievalSet],
     k: int = 10,
     score: str = "cos",
-    batch_size: int = 64,
-    precision: str = "fp32",
+    *,
+    batch_size: int,
+    precision: str,
 ) -> float:
     """Mean Recall@k over ``sets`` (the paper's protocol: one sampled set per seed).
 
@@ -24,7 +25,7 @@ def validation_recall(
         sets: Validation retrieval sets (never a test set).
         k: The cut-off.
         score: "cos" or "dot" ranking.
-        batch_size, precision: Encoding settings.
+        batch_size, precision: Encoding settings (``train.encode_batch_size``, ``train.precision``).
     """
     if not sets:
         raise ValueError(
@@ -54,8 +55,9 @@ def validation_metrics(
     request_sets: Sequence[RetrievalSet] = (),
     k: int = 10,
     score: str = "cos",
-    batch_size: int = 64,
-    precision: str = "fp32",
+    *,
+    batch_size: int,
+    precision: str,
 ) -> dict[str, float]:
     """Validation Recall@k on caption requests and, where given, on request-like ones.
 
@@ -66,10 +68,10 @@ def validation_metrics(
         ``{"valid_recall@10": captions}``, plus ``"valid_request_recall@10"`` and
         ``"valid_mean_recall@10"`` (the mean of the two) when ``request_sets`` is given.
     """
-    captions = validation_recall(model, caption_sets, k, score, batch_size, precision)
+    captions = validation_recall(model, caption_sets, k, score, batch_size=batch_size, precision=precision)
     metrics = {f"valid_recall@{k}": captions}
     if request_sets:
-        requests = validation_recall(model, request_sets, k, score, batch_size, precision)
+        requests = validation_recall(model, request_sets, k, score, batch_size=batch_size, precision=precision)
         metrics[f"valid_request_recall@{k}"] = requests
         metrics[f"valid_mean_recall@{k}"] = (captions + requests) / 2
     return metrics
