@@ -55,6 +55,8 @@ class MiningSettings:
 class TeacherSettings:
     model: str
     path: str | None
+    loss: str
+    group_size: int
     steps: int
     batch_size: int
     lr: float

@@ -1,9 +1,9 @@
-"""Teacher examples: positives, hard and random negatives, and the split by request."""
+"""Teacher examples and groups: positives, hard and random negatives, and the split by request."""
 
 import pytest
 
 from melscribe_torch.data import RetrievalSet
-from melscribe_torch.teacher import build_teacher_examples, split_examples
+from melscribe_torch.teacher import build_teacher_examples, build_teacher_groups, split_examples, split_groups
 
 
 def pairs() -> RetrievalSet:
@@ -62,3 +62,44 @@ def test_split_holds_out_whole_requests():
     train, valid = split_examples(examples, valid_fraction=0.34, seed=0)
     assert len(train) + len(valid) == len(examples) and valid
     assert not {q for q, _, _ in train} & {q for q, _, _ in valid}
+
+
+def test_groups_put_the_positive_first_then_hard_then_random_negatives():
+    data = pairs()
+    groups = build_teacher_groups(data, HARD, group_size=5, seed=0)
+    text_to_id = {text: doc_id for doc_id, text in data.corpus.items()}
+    by_request = {}
+    for query, docs in groups:
+        by_request.setdefault(query, []).append([text_to_id[doc] for doc in docs])
+    assert [ids[0] for ids in by_request["request zero"]] == ["d0", "d1"]  # one group per positive
+    for ids in by_request["request zero"]:
+        assert len(ids) == len(set(ids)) == 5 and not {"d0", "d1"} & set(ids[1:])
+        assert set(ids[1:4]) == {"d4", "d5", "d6"}  # every mined one (three), then random fill
+    (q1,) = by_request["request one"]
+    assert q1[:2] == ["d2", "d7"] and "d2" not in q1[2:] and len(set(q1)) == 5
+    (q2,) = by_request["request two"]  # nothing mined: random negatives only
+    assert q2[0] == "d3" and len(set(q2)) == 5
+
+
+def test_groups_are_deterministic_for_a_seed_and_change_with_it():
+    data = pairs()
+    first = build_teacher_groups(data, HARD, group_size=4, seed=1)
+    assert first == build_teacher_groups(data, HARD, group_size=4, seed=1)
+    assert first != build_teacher_groups(data, HARD, group_size=4, seed=2)
+
+
+def test_group_settings_the_corpus_cannot_fill_are_refused():
+    with pytest.raises(ValueError, match="lower teacher.group_size"):
+        build_teacher_groups(pairs(), None, group_size=12, seed=0)  # q0 has 10 non-positives
+    with pytest.raises(ValueError, match="group_size must be >= 2"):
+        build_teacher_groups(pairs(), None, group_size=1, seed=0)
+
+
+def test_groups_are_held_out_with_the_requests_the_examples_held_out():
+    data = pairs()
+    examples = build_teacher_examples(data, HARD, negatives_per_positive=1, random_negatives=1, seed=0)
+    _, valid = split_examples(examples, valid_fraction=0.34, seed=0)
+    held_out = {q for q, _, _ in valid}
+    train_groups, valid_groups = split_groups(build_teacher_groups(data, HARD, group_size=3, seed=0), held_out)
+    assert {q for q, _ in valid_groups} == held_out
+    assert not {q for q, _ in train_groups} & held_out and train_groups

@@ -9,8 +9,12 @@ from sklearn.metrics import roc_auc_score
 
 from melscribe_torch.models import CrossEncoder
 from melscribe_torch.teacher import (
+    ListwiseSoftmax,
+    PointwiseBCE,
     binary_metrics,
     evaluate_cross_encoder,
+    evaluate_groups,
+    group_ranking_metrics,
     lr_at,
     train_cross_encoder,
 )
@@ -40,6 +44,17 @@ def toy_examples():
     ]
 
 
+def toy_groups(group_size=4):
+    """The same toy task as groups: the "happy" set first, then "sad" ones."""
+    requests = ["play rock music", "calm piano", "something like jazz", "upbeat pop"]
+    extras = ["guitar", "drums", "bass", "piano", "strings"]
+    return [
+        (request, [f"happy, {extra}"] + [f"sad, {other}" for other in extras if other != extra][: group_size - 1])
+        for request in requests
+        for extra in extras
+    ]
+
+
 def test_loss_falls_on_a_separable_toy_set(teacher):
     examples = toy_examples()
     before = evaluate_cross_encoder(teacher, examples)
@@ -47,6 +62,8 @@ def test_loss_falls_on_a_separable_toy_set(teacher):
         teacher,
         examples,
         examples,
+        loss_fn=PointwiseBCE(),
+        valid_groups=toy_groups(),
         steps=40,  # the new head reads the pooler's tanh: slower to start than a bare Linear
         batch_size=8,
         lr=1e-2,
@@ -57,7 +74,38 @@ def test_loss_falls_on_a_separable_toy_set(teacher):
     assert metrics["loss"] < 0.5 * before["loss"] and metrics["accuracy"] == 1.0
     assert metrics["auc"] > before["auc"] and metrics["auc"] > 0.9
     assert metrics["steps"] == 40 and metrics["examples_per_s"] > 0
+    assert metrics["group_mrr"] == 1.0 and metrics["group_accuracy@1"] == 1.0
     assert not teacher.training
+
+
+def test_listwise_loss_falls_and_ranks_the_positive_first(teacher):
+    groups = toy_groups(group_size=4)
+    before = evaluate_groups(teacher, groups)
+    metrics = train_cross_encoder(
+        teacher,
+        groups,
+        toy_examples(),
+        loss_fn=ListwiseSoftmax(group_size=4),
+        valid_groups=groups,
+        steps=30,
+        batch_size=8,  # pairs: two groups of four per step
+        lr=1e-2,
+        warmup_steps=3,
+        precision="bf16",
+        seed=0,
+    )
+    assert metrics["group_loss"] < 0.5 * before["group_loss"]
+    assert metrics["group_mrr"] == 1.0 > before["group_mrr"]
+    assert metrics["auc"] > 0.9  # the pointwise held-out metrics are reported for this loss too
+    assert metrics["examples_per_s"] > 0 and not teacher.training
+
+
+def test_listwise_batch_must_hold_whole_groups(teacher):
+    with pytest.raises(ValueError, match="multiple of teacher.group_size"):
+        train_cross_encoder(
+            teacher, toy_groups(4), toy_examples(), loss_fn=ListwiseSoftmax(4), valid_groups=toy_groups(4),
+            steps=1, batch_size=6, lr=1e-3, warmup_steps=1, precision="fp32", seed=0,
+        )
 
 
 def test_training_is_deterministic_for_a_seed(tiny_model_dir):
@@ -67,8 +115,8 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir):
         torch.manual_seed(5)
         model = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
         train_cross_encoder(
-            model, examples, examples[:4], steps=3, batch_size=4, lr=2e-5, warmup_steps=100,
-            precision="fp32", seed=1,
+            model, examples, examples[:4], loss_fn=PointwiseBCE(), valid_groups=toy_groups()[:2],
+            steps=3, batch_size=4, lr=2e-5, warmup_steps=100, precision="fp32", seed=1,
         )
         results.append(model.predict([(q, d) for q, d, _ in examples]))
     torch.testing.assert_close(results[0], results[1])
@@ -77,8 +125,8 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir):
 def test_fp16_on_cpu_is_refused(teacher):
     with pytest.raises(ValueError, match="fp16"):
         train_cross_encoder(
-            teacher, toy_examples(), toy_examples(), steps=1, batch_size=8, lr=2e-5,
-            warmup_steps=1, precision="fp16", seed=0,
+            teacher, toy_examples(), toy_examples(), loss_fn=PointwiseBCE(), valid_groups=toy_groups(),
+            steps=1, batch_size=8, lr=2e-5, warmup_steps=1, precision="fp16", seed=0,
         )
 
 
@@ -98,6 +146,19 @@ def test_binary_metrics_match_sklearn_with_ties(seed):
     assert accuracy == pytest.approx(np.mean((scores > 0) == (labels == 1)))
 
 
+def test_group_ranking_metrics_by_hand():
+    scores = [
+        [3.0, 1.0, 2.0],  # positive first: rank 1
+        [1.0, 2.0, 0.0],  # one negative above: rank 2
+        [1.0, 1.0, 1.0],  # ties count against the positive: rank 3
+    ]
+    mrr, accuracy_at_1 = group_ranking_metrics(torch.tensor(scores))
+    assert mrr == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert accuracy_at_1 == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        group_ranking_metrics([[1.0], [2.0]])
+
+
 def test_binary_metrics_by_hand():
     assert binary_metrics([2.0, 1.0, -1.0], [1, 0, 0]) == (pytest.approx(2 / 3), 1.0)
     assert binary_metrics([0.5, 0.5], [1, 0])[1] == 0.5
@@ -111,6 +172,8 @@ def test_default_config_names_a_known_backbone():
     cfg = OmegaConf.load(conf_dir / "teacher" / "default.yaml")
     assert (conf_dir / "model" / f"{cfg.model}.yaml").is_file()
     assert cfg.steps > 0 and cfg.warmup_steps <= cfg.steps and 0 < cfg.valid_fraction < 1
+    assert cfg.loss == "bce"  # the listwise loss is an option; existing runs keep their teacher
+    assert cfg.batch_size % cfg.group_size == 0  # so loss=listwise runs with the same batch
 
 
 @pytest.mark.gpu
@@ -121,6 +184,8 @@ def test_fp16_training_on_cuda_uses_the_grad_scaler(teacher):
         teacher,
         examples,
         examples,
+        loss_fn=PointwiseBCE(),
+        valid_groups=toy_groups(),
         steps=30,
         batch_size=8,
         lr=1e-2,

@@ -152,6 +152,27 @@ def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(
     assert again["skipped_stages"] == ["data", "mining", "tuples", "train"]
 
 
+def test_a_listwise_teacher_trains_on_groups_and_both_losses_report_group_ranking(
+    smoke_run, tiny_model_dir, tiny_data, tmp_path
+):
+    bce_dir, _ = smoke_run
+    train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, "teacher.loss=listwise")), tmp_path)
+    listwise = json.loads((tmp_path / "teacher-metrics.json").read_text())
+    bce = json.loads((bce_dir / "teacher-metrics.json").read_text())
+    assert listwise["settings"]["loss"] == "listwise" and bce["settings"]["loss"] == "bce"
+    for record in (listwise, bce):
+        assert {"accuracy", "auc", "group_mrr", "group_accuracy@1", "group_loss"} <= set(record["metrics"])
+    teacher_file = "cross-encoder/model.safetensors"
+    assert (tmp_path / teacher_file).read_bytes() != (bce_dir / teacher_file).read_bytes()
+
+
+def test_a_wrong_teacher_loss_fails_before_mining(tiny_model_dir, tiny_data, tmp_path):
+    overrides = smoke_overrides(tiny_model_dir, tiny_data, "teacher.loss=listwise", "teacher.group_size=3")
+    with pytest.raises(ValueError, match=r"teacher.batch_size \(4\) .* teacher.group_size \(3\)"):
+        train.run(compose_train(overrides), tmp_path)
+    assert not (tmp_path / "hard-negatives.jsonl").exists()
+
+
 def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before(
     tiny_model_dir, tiny_data, tmp_path
 ):

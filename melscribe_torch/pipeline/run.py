@@ -47,6 +47,7 @@ from ..training.distributed import barrier
 from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
 from ..settings import Settings
+from ..teacher import build_teacher_loss
 from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,9 @@ def _run_stages(
     run_dir.mkdir(parents=True, exist_ok=True)
     data, train, seed = settings.data, settings.train, settings.seed
     loss_fn = build_loss(settings.loss)  # a wrong loss config fails before any stage runs
+    if loss_fn.needs_margins:  # so does a wrong teacher loss, before mining
+        t = settings.teacher
+        build_teacher_loss(t.loss, t.group_size, t.batch_size)
     tic = time.perf_counter()
     student = load_student(settings.model, device)
     timings = {"load_student": time.perf_counter() - tic}

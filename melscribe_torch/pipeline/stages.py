@@ -151,6 +151,7 @@ def train_teacher(
         model = CrossEncoder.from_pretrained(settings.path)
         metrics = {"given": settings.path}
     else:
+        loss_fn = teacher.build_teacher_loss(settings.loss, settings.group_size, settings.batch_size)
         spec = model_spec(settings.model, aliases)
         check_model_available(spec["name_or_path"], f"teacher.model ({settings.model})")
         # The new relevance head draws from torch's global RNG, whose state here depends on
@@ -166,10 +167,15 @@ def train_teacher(
             seed=settings.seed,
         )
         train, valid = teacher.split_examples(examples, settings.valid_fraction, seed=settings.seed)
+        # Groups are built for either loss: the held-out ones measure ranking (MRR) for both.
+        groups = teacher.build_teacher_groups(pairs, hard, group_size=settings.group_size, seed=settings.seed)
+        train_groups, valid_groups = teacher.split_groups(groups, {query for query, _, _ in valid})
         metrics = teacher.train_cross_encoder(
             model,
-            train,
+            {"examples": train, "groups": train_groups}[loss_fn.trains_on],
             valid[: settings.max_valid_examples],
+            loss_fn=loss_fn,
+            valid_groups=valid_groups[: max(1, settings.max_valid_examples // settings.group_size)],
             steps=settings.steps,
             batch_size=settings.batch_size,
             lr=settings.lr,

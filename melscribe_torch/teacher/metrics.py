@@ -1,4 +1,4 @@
-"""Binary classification metrics of a cross-encoder's logits."""
+"""A cross-encoder's held-out metrics: binary classification of pairs, ranking within groups."""
 
 from __future__ import annotations
 
@@ -38,3 +38,25 @@ def binary_metrics(
     ranks = (first_rank + (counts - 1) / 2.0)[group]
     auc = (ranks[labels].sum() - num_pos * (num_pos + 1) / 2.0) / (num_pos * num_neg)
     return accuracy, float(auc)
+
+
+def group_ranking_metrics(scores: torch.Tensor | np.ndarray) -> tuple[float, float]:
+    """Mean reciprocal rank of each group's positive and the share ranked first (accuracy@1).
+
+    The positive's rank is 1 + the number of its negatives scoring at least as high: a tie
+    counts against it, so a scorer that gives every pair one score gets MRR 1/group_size.
+
+    Args:
+        scores: Logits, one row per group, the positive at column 0.
+
+    Shapes:
+        scores: (G, group_size)
+
+    Returns:
+        (mrr, accuracy_at_1).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] < 2:
+        raise ValueError(f"scores must be (groups >= 1, group_size >= 2), got {scores.shape}")
+    ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    return float(np.mean(1.0 / ranks)), float(np.mean(ranks == 1))

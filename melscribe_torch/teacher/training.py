@@ -1,7 +1,9 @@
-"""Fine-tune the cross-encoder teacher on labelled (request, descriptor set) pairs.
+"""Fine-tune the cross-encoder teacher on labelled pairs or on groups, and validate it.
 
-A plain loop: AdamW, linear warmup then linear decay to 0, BCE-with-logits on one logit per
-pair, gradient clipping at 1.0, autocast from a precision string, a GradScaler only for fp16.
+A plain loop: AdamW, linear warmup then linear decay to 0, the loss the caller gives
+(``losses``: pointwise BCE or listwise softmax), gradient clipping at 1.0, autocast from a
+precision string, a GradScaler only for fp16. Validation reads the same held-out pairs and
+groups whatever the loss, so the two losses' metrics compare.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from melscribe_torch.models.inference import autocast_context
 
 from ..training.optimizer import build_adamw
 from ..training.schedule import lr_at
-from .metrics import binary_metrics
+from .losses import TeacherLoss, listwise_softmax_loss
+from .metrics import binary_metrics, group_ranking_metrics
 
 log = logging.getLogger(__name__)
 
 Example = tuple[str, str, float]
+Group = tuple[str, list[str]]
 
 
 def evaluate_cross_encoder(
@@ -48,11 +52,40 @@ def evaluate_cross_encoder(
     return {"accuracy": accuracy, "auc": auc, "loss": loss}
 
 
+def evaluate_groups(
+    model, groups: Sequence[Group], batch_size: int = 64, precision: str = "fp32"
+) -> dict[str, float]:
+    """How ``model`` ranks each group's positive (index 0) among its negatives.
+
+    Returns:
+        ``{"group_mrr", "group_accuracy@1", "group_loss"}`` (the listwise softmax loss), over
+        groups of one size.
+    """
+    if not groups:
+        raise ValueError("no validation groups: raise the validation fraction or add training data")
+    group_size = len(groups[0][1])
+    if any(len(documents) != group_size for _, documents in groups):
+        raise ValueError("validation groups differ in size; build them with one group_size")
+    logits = model.predict(
+        [(query, doc) for query, documents in groups for doc in documents],
+        batch_size=batch_size,
+        precision=precision,
+    ).view(len(groups), group_size)
+    mrr, accuracy_at_1 = group_ranking_metrics(logits)
+    return {
+        "group_mrr": mrr,
+        "group_accuracy@1": accuracy_at_1,
+        "group_loss": listwise_softmax_loss(logits).item(),
+    }
+
+
 def train_cross_encoder(
     model,
-    train_examples: Sequence[Example],
+    train_items: Sequence,
     valid_examples: Sequence[Example],
     *,
+    loss_fn: TeacherLoss,
+    valid_groups: Sequence[Group],
     steps: int,
     batch_size: int,
     lr: float,
@@ -63,13 +96,17 @@ def train_cross_encoder(
 ) -> dict[str, float]:
     """Train ``model`` (a ``CrossEncoder``) in place for ``steps`` optimizer steps; validate at the end.
 
-    Batches are drawn from a seeded shuffle of ``train_examples``, reshuffled each pass.
+    Batches are drawn from a seeded shuffle of ``train_items``, reshuffled each pass.
 
     Args:
         model: The cross-encoder; left in eval mode on ``device``.
-        train_examples, valid_examples: (request, descriptor set, label) tuples.
+        train_items: What ``loss_fn`` trains on: (request, descriptor set, label) examples
+            for ``PointwiseBCE``, (request, [positive, negatives...]) groups for ``ListwiseSoftmax``.
+        valid_examples: Held-out (request, descriptor set, label) examples.
+        loss_fn: The loss (``losses.build_teacher_loss``).
+        valid_groups: Held-out groups, the positive first, all of one size.
         steps: Optimizer steps.
-        batch_size: Pairs per step.
+        batch_size: Pairs per step (``loss_fn`` turns it into items).
         lr: Peak learning rate.
         warmup_steps: Linear warmup length (capped at ``steps``).
         precision: "fp32", "bf16" or "fp16" (GPU only) autocast.
@@ -77,13 +114,15 @@ def train_cross_encoder(
         device: Where to train (default: where the model is).
 
     Returns:
-        Validation ``accuracy``, ``auc``, ``loss``; ``train_loss`` (mean of the last 10 steps),
+        Validation ``accuracy``, ``auc``, ``loss`` (BCE) on the examples, ``group_mrr``,
+        ``group_accuracy@1``, ``group_loss`` on the groups; ``train_loss`` (mean of the last 10 steps),
         ``steps`` and training ``examples_per_s``.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if not train_examples:
+    if not train_items:
         raise ValueError("no training examples for the teacher")
+    items_per_step = loss_fn.items_per_step(batch_size)
     device = torch.device(device) if device is not None else model.device
     model.to(device).train()
     torch.manual_seed(seed)
@@ -96,18 +135,16 @@ def train_cross_encoder(
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="teacher", disable=steps < 20)
     for step in bar:
-        while len(order) < batch_size:  # a new pass over the data, reshuffled
-            order += rng.sample(range(len(train_examples)), len(train_examples))
-        batch = [train_examples[i] for i in order[:batch_size]]
-        del order[:batch_size]
-        queries, documents, labels = zip(*batch)
-        features = {k: v.to(device) for k, v in model.tokenize_pairs(queries, documents).items()}
-        targets = torch.tensor(labels, dtype=torch.float32, device=device)
+        while len(order) < items_per_step:  # a new pass over the data, reshuffled
+            order += rng.sample(range(len(train_items)), len(train_items))
+        batch = [train_items[i] for i in order[:items_per_step]]
+        del order[:items_per_step]
+        features = {k: v.to(device) for k, v in model.tokenize_pairs(*loss_fn.pairs(batch)).items()}
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, lr, warmup_steps, steps)
         with autocast_context(device, precision):
             logits = model(**features)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        loss = loss_fn(logits, batch)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -127,9 +164,9 @@ def train_cross_encoder(
         bar.set_postfix(loss=f"{losses[-1]:.4f}", grad_norm=f"{float(grad_norm):.2f}")
     elapsed = time.perf_counter() - start
     model.eval()
-    metrics = evaluate_cross_encoder(
-        model, valid_examples, batch_size=max(batch_size, 64), precision=precision
-    )
+    eval_batch = max(batch_size, 64)
+    metrics = evaluate_cross_encoder(model, valid_examples, batch_size=eval_batch, precision=precision)
+    metrics.update(evaluate_groups(model, valid_groups, batch_size=eval_batch, precision=precision))
     metrics.update(
         train_loss=sum(losses[-10:]) / len(losses[-10:]),
         steps=steps,
