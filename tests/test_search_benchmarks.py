@@ -178,7 +178,8 @@ def test_mixture_descriptors_are_a_plus_a_share_of_b_and_never_taken():
 def test_precomputed_rows_make_an_index_the_recommender_loads(tmp_path, tiny_model_dir):
     from melscribe_torch.recommend import Recommender
     from melscribe_torch.recommend.catalog import Song
-    from melscribe_torch.recommend.index import build_index, load_index, model_fingerprint
+    from melscribe_torch.recommend.index import load_index, model_fingerprint
+    from melscribe_torch.recommend.index_write import build_index
 
     precomputed_index = load_script("precomputed_index")
     songs = [Song("s0", ("calm", "piano")), Song("s1", ("loud", "rock")), Song("s2", ("jazz", "sax"))]

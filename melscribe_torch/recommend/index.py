@@ -8,6 +8,7 @@ Layout of an index directory (``<g>`` is a generation token, new for every write
     set_embeddings-<g>.npy            (num_sets, dim) float16/float32, memory-mapped at load
     descriptors-<g>.json              distinct single descriptors (for explanations), a JSON list
     descriptor_embeddings-<g>.npy     (num_descriptors, dim)
+    ann_ivf-<g>.faiss                 optional (index --ann ivf): a FAISS IVF index of the sets (ann_store)
 
 Many songs share a descriptor set, so each distinct set text is encoded once. The set
 embeddings are stored the way search reads them: L2-normalised for score ``cos`` (manifest
@@ -37,6 +38,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from . import ann_store
 from .catalog import Song
 from .index_folder import member
 
@@ -50,6 +52,8 @@ DTYPES = ("float16", "float32")
 SCORES = ("cos", "dot")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx")
 _ROLES = ("songs", "sets", "set_embeddings", "descriptors", "descriptor_embeddings")
+# Files an index may have, checked like the others when its manifest lists them.
+_OPTIONAL_ROLES = (ann_store.ROLE,)
 
 
 class IndexCorruptError(RuntimeError):
@@ -182,7 +186,8 @@ def load_index(directory: str | Path, verify: bool = True) -> SongIndex:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
-        paths = {role: member(directory, files[role]["name"], manifest_path) for role in _ROLES}
+        roles = [*_ROLES, *(role for role in _OPTIONAL_ROLES if role in files)]
+        paths = {role: member(directory, files[role]["name"], manifest_path) for role in roles}
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise IndexCorruptError(
             f"{manifest_path} is unreadable or incomplete ({err!r}); rebuild the index"

@@ -23,6 +23,7 @@ from .. import __version__
 from ..data.descriptors import descriptor_set_text
 from ..io import atomic_write_bytes, atomic_write_json
 from ..locking import exclusive_lock
+from . import ann_store
 from .catalog import Song
 from .index import (
     DTYPES,
@@ -35,7 +36,7 @@ from .index import (
     check_compatible,
     load_index,
 )
-from .index_folder import abandon_write, begin_write, end_write, files_of_manifest
+from .index_folder import abandon_write, begin_write, end_write, files_of_manifest, member
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def _write_index(
     append: bool = False,
     batch_size: int = 64,
     precision: str = "fp32",
+    ann: str | None = None,
 ) -> SongIndex:
     """Write the index (the caller holds the folder's lock).
 
@@ -79,6 +81,8 @@ def _write_index(
         dtype: "float16" (half the disk and memory, ranking nearly unchanged) or "float32".
         score: "cos" (stored L2-normalised) or "dot".
         append: Add to the existing index in ``out_dir`` (same model, dtype and score).
+        ann: "ivf": also store a FAISS IVF index of the sets (`ann_store`); an index that has
+            one keeps one when appended to.
 
     Returns:
         The new index, loaded.
@@ -87,6 +91,8 @@ def _write_index(
         raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; valid: {', '.join(SCORES)}")
+    if ann is not None and ann not in ann_store.KINDS:
+        raise ValueError(f"unknown ann index {ann!r}; valid: {', '.join(ann_store.KINDS)}")
     out_dir = Path(out_dir)
     previous = files_of_manifest(out_dir / MANIFEST)  # the only files this write may remove
     old: SongIndex | None = None
@@ -138,6 +144,11 @@ def _write_index(
         "descriptors": f"descriptors-{gen}.json",
         "descriptor_embeddings": f"descriptor_embeddings-{gen}.npy",
     }
+    old_ann = None
+    if old is not None and ann_store.ROLE in old.manifest["files"]:
+        old_ann = member(out_dir, old.manifest["files"][ann_store.ROLE]["name"], out_dir / MANIFEST)
+    if ann or old_ann:
+        names[ann_store.ROLE] = f"ann_ivf-{gen}.faiss"
     encode = {
         "encoder": encoder,
         "dim": dim,
@@ -178,6 +189,11 @@ def _write_index(
         )
         written.append(out_dir / names["set_embeddings"])
         _write_embeddings(written[-1], set_texts, old.set_emb if old else None, **encode)
+        if ann_store.ROLE in names:
+            set_emb = np.load(written[-1], mmap_mode="r")
+            written.append(out_dir / names[ann_store.ROLE])
+            ann_settings = ann_store.write_ivf(written[-1], set_emb, old_ann)
+            del set_emb
         written.append(out_dir / names["descriptor_embeddings"])
         _write_embeddings(written[-1], descriptors, old.descriptor_emb if old else None, **encode)
         manifest = {
@@ -194,6 +210,8 @@ def _write_index(
             "num_descriptors": len(descriptors),
             "files": {role: file_entry(out_dir / name) for role, name in names.items()},
         }
+        if ann_store.ROLE in names:
+            manifest["ann"] = ann_settings
         if old:
             manifest["appended_from"] = old.manifest["created"]
         atomic_write_json(out_dir / MANIFEST, manifest)  # the commit point

@@ -29,6 +29,7 @@ from ..retrieval import (
     fused_topk,
 )
 from ..retrieval.rerank import rerank_top
+from . import ann_store
 from .dense_search import SearchMatrix
 from .explain import explain
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
@@ -279,9 +280,15 @@ class Recommender:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self._faiss is None:
             kind = {"faiss-hnsw": "hnsw", "faiss-ivf": "ivf"}.get(self.backend, "flat")
-            self._faiss = build_faiss_index(
-                self.index.set_emb, kind, ef_search=self.ef_search, nprobe=self.nprobe
-            )
+            stored = self.index.manifest["files"].get(ann_store.ROLE) if kind == "ivf" else None
+            if stored:  # built at index time (--ann ivf): read, not rebuilt
+                self._faiss = ann_store.read_ivf(
+                    self.index.directory / stored["name"], len(self.index.set_texts), self.nprobe
+                )
+            else:
+                self._faiss = build_faiss_index(
+                    self.index.set_emb, kind, ef_search=self.ef_search, nprobe=self.nprobe
+                )
         scores, rows = self._faiss.search(
             np.ascontiguousarray(q_emb.numpy(), dtype=np.float32), num_sets
         )

@@ -34,6 +34,7 @@ MANIFEST_SUMMARY = (
     "dim",
     "dtype",
     "score",
+    "ann",
 )
 
 
