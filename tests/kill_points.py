@@ -76,7 +76,7 @@ def job(argv: list[str]):
     from recommend_fakes import FAKE_MODEL, KeywordEncoder
 
     from melscribe_torch.recommend.catalog import load_catalog
-    from melscribe_torch.recommend.index import build_index
+    from melscribe_torch.recommend.index_write import build_index
 
     index_dir, catalog = argv[1:3]
     songs = load_catalog(catalog)

@@ -1,8 +1,10 @@
-"""The package's layers: shared pieces below, recommendation on top, no import going back up.
+"""The package's layers: shared pieces below, recommendation on top, no import going back up;
+and small modules.
 
 ``retrieval`` (search, lexical scoring, fusion, cached encoding) serves mining, training,
 evaluation and recommendation, so it imports none of them; mining, training and evaluation
-never import ``recommend``. Imports inside functions count too.
+never import ``recommend``. Imports inside functions count too. A module over
+``MAX_MODULE_LINES`` lines is doing more than one job: split it by job.
 """
 
 import ast
@@ -13,6 +15,8 @@ import pytest
 import melscribe_torch
 
 PACKAGE_DIR = Path(melscribe_torch.__file__).parent
+
+MAX_MODULE_LINES = 400
 
 # part of the package -> the parts it must not import
 FORBIDDEN = {
@@ -75,3 +79,23 @@ def test_the_scan_lets_imports_down_the_layers_pass(tmp_path):
     (tmp_path / "mining").mkdir()
     (tmp_path / "mining" / "fine.py").write_text("from ..retrieval import exact_topk\nfrom . import lexical\n")
     assert layer_violations(tmp_path) == []
+
+
+def long_modules(package_dir: Path = PACKAGE_DIR, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """``"<module>: <n> lines"`` for every module under ``package_dir`` longer than ``limit``."""
+    counts = {
+        path.relative_to(package_dir).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(package_dir.rglob("*.py"))
+    }
+    return [f"{name}: {lines} lines" for name, lines in counts.items() if lines > limit]
+
+
+def test_no_module_is_over_the_line_limit():
+    assert long_modules() == []
+
+
+def test_the_line_count_finds_a_long_module_at_any_depth(tmp_path):
+    (tmp_path / "recommend").mkdir()
+    (tmp_path / "recommend" / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "small.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert long_modules(tmp_path) == [f"recommend/big.py: {MAX_MODULE_LINES + 1} lines"]

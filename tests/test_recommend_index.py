@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from recommend_fakes import FAKE_MODEL, SONGS, KeywordEncoder, write_csv
 
-from melscribe_torch.recommend import index as index_module
+from melscribe_torch.recommend import index_write
 from melscribe_torch.recommend.catalog import Song, load_catalog
 from melscribe_torch.recommend.index import (
     IndexCorruptError,
@@ -145,11 +145,11 @@ def test_crash_mid_write_leaves_the_old_index_loadable(tmp_path, songs, monkeypa
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(index_module, "atomic_write_json", crash)  # dies just before the commit
+    monkeypatch.setattr(index_write, "atomic_write_json", crash)  # dies just before the commit
     with pytest.raises(OSError, match="disk full"):
         build(songs[3:], tmp_path / "idx", append=True)
     monkeypatch.undo()
-    monkeypatch.setattr(index_module, "_write_embeddings", crash)  # dies mid-way through the files
+    monkeypatch.setattr(index_write, "_write_embeddings", crash)  # dies mid-way through the files
     with pytest.raises(OSError, match="disk full"):
         build(songs, tmp_path / "idx")
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == before

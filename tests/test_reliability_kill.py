@@ -88,7 +88,7 @@ def test_a_run_killed_at_every_stage_and_save_ends_as_an_unkilled_run(
 
 
 INDEX_KILL_POINTS = [
-    "call:melscribe_torch.recommend.index:_write_embeddings:2",  # half the new files written
+    "call:melscribe_torch.recommend.index_write:_write_embeddings:2",  # half the new files written
     "replace:^manifest.json$:1",  # new files complete, the manifest not yet replaced
     "after-replace:^manifest.json$:1",  # committed; the replaced files not yet removed
 ]
@@ -99,7 +99,7 @@ def test_an_index_write_killed_at_each_step_keeps_a_loadable_index_and_the_users
     folder = tmp_path / "idx"
     folder.mkdir()
     (folder / "songs-2024.csv").write_text("the user's own file\n")
-    first = run_helper("index", folder, catalog, "call:melscribe_torch.recommend.index:_write_embeddings:99")
+    first = run_helper("index", folder, catalog, "call:melscribe_torch.recommend.index_write:_write_embeddings:99")
     assert first == [{"point": first[0]["point"], "killed": False}]  # an unkilled build
     for point in INDEX_KILL_POINTS:
         assert run_helper("index", folder, catalog, point)[0]["killed"], point

@@ -1,6 +1,7 @@
 """Recommendation: index a song catalog, then recommend songs for natural-language requests.
 
-``catalog`` reads CSV/JSONL catalogs, ``index`` builds/appends/loads the on-disk index,
+``catalog`` reads CSV/JSONL catalogs, ``index`` is the on-disk index (its format, loading),
+``index_write`` builds it or appends to it,
 ``recommender`` is the Python API, ``explain`` says why a song matched, ``select_weight``
 chooses the hybrid's fusion weight on validation data, ``cli`` is ``melscribe-recommend``.
 Search, TF-IDF and score fusion live in ``melscribe_torch.retrieval``.
@@ -11,10 +12,10 @@ from .index import (
     IndexCorruptError,
     IndexMismatchError,
     SongIndex,
-    build_index,
     load_index,
     model_fingerprint,
 )
+from .index_write import build_index
 from .recommender import Recommendation, Recommender
 
 __all__ = [

@@ -22,12 +22,8 @@ from ..errors import DEBUG_FLAG, USER_ERROR_STATUS, debugging, one_line, take_de
 from ..retrieval import FUSION_METHODS
 from ..serve import cli as serve_cli
 from .catalog import load_catalog
-from .index import (
-    DTYPES,
-    SCORES,
-    build_index,
-    model_fingerprint,
-)
+from .index import DTYPES, SCORES, model_fingerprint
+from .index_write import build_index
 from .recommender import (
     BACKENDS,
     DEFAULT_ALPHA,
