@@ -111,24 +111,23 @@ def test_model_name_finds_the_parts_in_the_hub_cache_offline(shipped, tmp_path, 
     assert CrossEncoder.from_pretrained("test-org/tiny-model", device="cpu").predict([("a", "b")]).shape == (1,)
 
 
-def test_a_missing_middle_part_is_named(shipped, tmp_path):
-    download = tmp_path / "download"
+def copy_without(shipped, download, part):
+    """The shipped wheels in a new folder, but the one of number ``part`` (e.g. "002")."""
     download.mkdir()
     for path in shipped.iterdir():
-        if "_part_002" not in path.name:
+        if f"_part_{part}" not in path.name:
             (download / path.name).write_bytes(path.read_bytes())
+    return download
+
+
+def test_a_missing_middle_part_is_named(shipped, tmp_path):
     with pytest.raises(PartsError, match="part 002 is missing"):
-        assemble(download, tmp_path / "model")
+        assemble(copy_without(shipped, tmp_path / "download", "002"), tmp_path / "model")
 
 
 def test_a_missing_last_part_is_an_incomplete_archive(shipped, tmp_path):
-    download = tmp_path / "download"
-    download.mkdir()
-    for path in shipped.iterdir():
-        if "_part_003" not in path.name:
-            (download / path.name).write_bytes(path.read_bytes())
     with pytest.raises(PartsError, match="not a complete zip archive"):
-        assemble(download, tmp_path / "model")
+        assemble(copy_without(shipped, tmp_path / "download", "003"), tmp_path / "model")
     assert not (tmp_path / "model").exists()
 
 
