@@ -8,7 +8,7 @@ How it is made (each step seeded):
    a test clip) give their distinct descriptor sets (descriptors joined with ``", "``, as the
    index stores them). They are shuffled and the first ``--max-texts`` kept; when there are
    fewer, random sub-sets of them (each set with about half its descriptors dropped, at
-   least two kept) fill up to ``--max-texts``.
+   least two kept) fill up to ``--max-texts`` (``catalog_sets.py``, serve_load's sampler too).
 2. Requests: ``--requests`` caption sentences of the same records, shuffled.
 3. Both are encoded once with ``--model`` (fp32, L2-normalised) and cached under
    ``--cache-dir`` (``base-<key>.npy``, ``requests-<key>.npy`` and their texts as JSON), so
@@ -38,8 +38,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from melscribe_torch.data.descriptors import descriptor_set_text
-from melscribe_torch.data.sampling import split_sentences
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from catalog_sets import sample_descriptor_sets  # noqa: E402
+
+from melscribe_torch.data.descriptors import descriptor_set_text  # noqa: E402
+from melscribe_torch.data.sampling import split_sentences  # noqa: E402
 
 log = logging.getLogger("real_catalog")
 
@@ -49,23 +53,9 @@ BLOCK = 65536
 
 
 def catalog_texts(descriptor_lists, max_texts: int, seed: int) -> list[str]:
-    """Distinct descriptor-set texts (shuffled, at most ``max_texts``), topped up with random sub-sets."""
-    rng = random.Random(seed)
-    sets = list(dict.fromkeys(tuple(d) for d in descriptor_lists if d))
-    rng.shuffle(sets)
-    texts = list(dict.fromkeys(descriptor_set_text(list(s)) for s in sets))[:max_texts]
-    seen = set(texts)
-    splittable = [s for s in sets if len(s) >= 3]
-    tries = 0
-    while len(texts) < max_texts and splittable and tries < 20 * max_texts:
-        tries += 1
-        s = rng.choice(splittable)
-        keep = sorted(rng.sample(range(len(s)), max(2, len(s) // 2)))
-        text = descriptor_set_text([s[i] for i in keep])
-        if text not in seen:
-            seen.add(text)
-            texts.append(text)
-    return texts
+    """Distinct descriptor-set texts (shuffled, at most ``max_texts``), topped up with random
+    sub-sets (``catalog_sets.sample_descriptor_sets``)."""
+    return [descriptor_set_text(s) for s in sample_descriptor_sets(descriptor_lists, max_texts, seed)]
 
 
 def request_texts(captions, count: int, seed: int) -> list[str]:

@@ -4,10 +4,11 @@
     melscribe-recommend index --catalog catalog_10k.jsonl --out index_10k
     python benchmarks/serve_load.py run --index index_10k --clients 16 --requests 2000 --out serve_load.json
 
-``catalog`` writes a catalog of real descriptor sets: every distinct descriptor set of the
-default training sources (MusicCaps training clips, LP-MusicCaps-MC train, ConceptCaps), then,
-until ``--size`` is reached, random sub-sets of them (each descriptor of a drawn set kept with
-probability one half, at least two kept, no set twice). One song per descriptor set.
+``catalog`` writes a catalog of real descriptor sets: the distinct descriptor sets of the
+default training sources (MusicCaps training clips, LP-MusicCaps-MC train, ConceptCaps),
+shuffled, then, until ``--size`` is reached, random sub-sets of them (about half of a drawn
+set's descriptors, at least two, no set twice): ``catalog_sets.py``, the sampler of
+``real_catalog.py`` too. One song per descriptor set.
 
 ``run`` starts the server on a free loopback port (or uses ``--url``, loopback only), sends a
 few untimed warm-up requests, then lets ``--clients`` threads, each with one keep-alive
@@ -23,7 +24,6 @@ import argparse
 import csv
 import http.client
 import json
-import random
 import re
 import statistics
 import subprocess
@@ -37,6 +37,10 @@ from urllib.parse import urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from catalog_sets import sample_descriptor_sets  # noqa: E402
+
 from melscribe_torch.data.training import load_training_records  # noqa: E402
 from melscribe_torch.io import atomic_write_json, atomic_write_text  # noqa: E402
 from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
@@ -48,21 +52,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def catalog_descriptor_sets(data_root: str | Path, size: int, seed: int) -> list[tuple[str, ...]]:
     """``size`` distinct descriptor sets: the training sources' own, then random sub-sets."""
     records = load_training_records(data_root, CATALOG_SOURCES)
-    real = list(dict.fromkeys(r.descriptors for r in records if r.descriptors))
-    sets = real[:size]
-    seen = set(sets)
-    rng = random.Random(seed)
-    drawable = [s for s in real if len(s) >= 3]  # a sub-set of a 2-set is the set or too small
-    attempts = 0
-    while len(sets) < size:
-        attempts += 1
-        if attempts > 100 * size:
-            raise ValueError(f"could not draw {size} distinct descriptor sets from {len(real)}")
-        base = rng.choice(drawable)
-        subset = tuple(d for d in base if rng.random() < 0.5)
-        if len(subset) >= 2 and subset not in seen:
-            seen.add(subset)
-            sets.append(subset)
+    sets = sample_descriptor_sets([r.descriptors for r in records], size, seed)
+    if len(sets) < size:
+        raise ValueError(
+            f"could draw only {len(sets)} distinct descriptor sets of the {size} asked for "
+            f"from {', '.join(CATALOG_SOURCES)}: ask for fewer (--size)"
+        )
     return sets
 
 

@@ -162,6 +162,7 @@ def test_a_preset_changes_only_the_values_it_names(preset):
 
 def config_parameters():
     """Functions the drivers hand config values to, and those parameters (YAML key in the comment)."""
+    from melscribe_torch.data.request_style import RequestRewriter
     from melscribe_torch.data.test_sets import custom_test_set
     from melscribe_torch.data.training import build_training_pairs, build_validation_set
     from melscribe_torch.evaluation import build_retriever, evaluate_over_seeds
@@ -174,6 +175,8 @@ def config_parameters():
         mine_hard_negatives: ("k", "score"),
         build_training_pairs: ("seed", "docs_per_query"),  # data.pair_seed, data.docs_per_query
         build_validation_set: ("request_sources", "layout"),  # data.valid_request_sources, data.valid_layout
+        # data.omit_descriptor_fraction, data.request_style_fraction, data.pair_seed
+        RequestRewriter: ("omit_fraction", "restyle_fraction", "seed"),
         build_retriever: ("score", "batch_size", "precision"),  # evaluate: score, encode.*
         evaluate_over_seeds: ("seeds", "k_values"),  # evaluate: seeds, k_values
         custom_test_set: ("sampling",),  # evaluate: custom.sampling

@@ -55,7 +55,7 @@ RECORDS = [
 
 
 def test_an_omitted_descriptor_is_no_longer_a_match_of_the_set_drawn_afterwards():
-    rewritten = build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(omit_fraction=1.0))
+    rewritten = build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(omit_fraction=1.0, restyle_fraction=0.0, seed=0))
     for qid, request in rewritten.queries.items():
         named = [d for d in RECORDS[0].descriptors if d in request]
         assert len(named) == 2  # exactly one of the three was cut
@@ -68,8 +68,8 @@ def test_an_omitted_descriptor_is_no_longer_a_match_of_the_set_drawn_afterwards(
 
 def test_fractions_choose_a_share_of_requests_and_zero_changes_nothing():
     plain = build_sampled_set(RECORDS, seed=0)
-    assert build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(0.0, 0.0)) == plain
-    half = build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(restyle_fraction=0.5))
+    assert build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(0.0, 0.0, seed=0)) == plain
+    half = build_sampled_set(RECORDS, seed=0, rewrite=RequestRewriter(omit_fraction=0.0, restyle_fraction=0.5, seed=0))
     changed = sum(half.queries[q] != plain.queries[q] for q in plain.queries)
     assert 8 <= changed <= 32
 
@@ -89,4 +89,4 @@ def test_draws_are_seeded_per_request_id_not_by_order():
 
 def test_a_fraction_outside_zero_to_one_is_a_clear_error():
     with pytest.raises(ValueError, match="omit_descriptor_fraction"):
-        RequestRewriter(omit_fraction=1.5)
+        RequestRewriter(omit_fraction=1.5, restyle_fraction=0.0, seed=0)

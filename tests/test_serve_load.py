@@ -12,12 +12,21 @@ serve_load = load_script("serve_load")
 
 def test_catalog_is_real_sets_then_distinct_sub_sets(data_root):
     records = serve_load.load_training_records(data_root, serve_load.CATALOG_SOURCES)
-    real = list(dict.fromkeys(r.descriptors for r in records))
+    real = list(dict.fromkeys(r.descriptors for r in records if r.descriptors))
     sets = serve_load.catalog_descriptor_sets(data_root, len(real) + 500, seed=0)
-    assert sets[: len(real)] == real and len(set(sets)) == len(sets) == len(real) + 500
+    assert set(sets[: len(real)]) == set(real) and len(set(sets)) == len(sets) == len(real) + 500
     for subset in sets[len(real) :]:
         assert len(subset) >= 2 and any(set(subset) < set(s) for s in real)
-    assert serve_load.catalog_descriptor_sets(data_root, 10, seed=0) == real[:10]
+    few = serve_load.catalog_descriptor_sets(data_root, 10, seed=0)
+    assert len(set(few)) == 10 and set(few) <= set(real)
+    assert serve_load.catalog_descriptor_sets(data_root, 10, seed=0) == few  # seeded
+
+
+def test_the_serving_catalog_and_the_search_catalog_share_one_sampler(data_root):
+    # The same sets, as descriptor tuples (serve_load) or as the index's texts (real_catalog).
+    records = serve_load.load_training_records(data_root, serve_load.CATALOG_SOURCES)
+    texts = load_script("real_catalog").catalog_texts([r.descriptors for r in records], 9000, seed=3)
+    assert [", ".join(s) for s in serve_load.catalog_descriptor_sets(data_root, 9000, seed=3)] == texts
 
 
 class FlakyHandler(BaseHTTPRequestHandler):

@@ -133,9 +133,10 @@ class RequestRewriter:
 
     def __init__(
         self,
-        omit_fraction: float = 0.0,
-        restyle_fraction: float = 0.0,
-        seed: int = 0,
+        omit_fraction: float,
+        restyle_fraction: float,
+        *,
+        seed: int,
         leads: Sequence[str] = TRAINING_LEADS,
     ) -> None:
         for name, value in (
