@@ -70,6 +70,14 @@ class TeacherSettings:
 
 
 @dataclass
+class EnsembleSettings:
+    dense: str | None
+    dense_weight: float
+    tfidf_weight: float
+    max_ngram: int
+
+
+@dataclass
 class TrainSettings:
     steps: int
     batch_size: int
@@ -113,6 +121,7 @@ class Settings:
     data: DataSettings
     mining: MiningSettings
     teacher: TeacherSettings
+    ensemble: EnsembleSettings
     train: TrainSettings
     loss: LossSettings
     optim: OptimSettings
@@ -124,6 +133,7 @@ GROUPS = {
     "data": DataSettings,
     "mining": MiningSettings,
     "teacher": TeacherSettings,
+    "ensemble": EnsembleSettings,
     "train": TrainSettings,
     "optim": OptimSettings,
 }

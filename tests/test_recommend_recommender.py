@@ -145,3 +145,13 @@ def test_rerank_depth_limits_what_the_reranker_reads(recommender):
 def test_rerank_depth_must_be_positive(recommender):
     with pytest.raises(ValueError, match="rerank_depth must be >= 1"):
         Recommender(recommender.index, KeywordEncoder(), rerank=PianoScorer(), rerank_depth=0)
+
+
+def test_an_ensemble_reranker_learns_its_idf_from_the_catalog(recommender):
+    from melscribe_torch.teacher.ensemble import EnsembleTeacher
+
+    ensemble = EnsembleTeacher(PianoScorer(), dense_weight=0.0, tfidf_weight=1.0, max_ngram=1)
+    rec = Recommender(recommender.index, KeywordEncoder(), alpha=0.5, rerank=ensemble, rerank_depth=10)
+    assert ensemble.tfidf.d_mat.shape[0] == len(recommender.index.set_texts)  # fitted on the catalog
+    top = rec.recommend("sad piano", k=1, retriever="dense")[0]
+    assert top.song_id == "s2" and 1.0 < top.score < 2.0  # piano logit 1 + the TF-IDF cosine

@@ -135,6 +135,38 @@ def test_rerun_skips_every_stage_and_a_changed_slice_reruns_from_there(
     assert change["changed"] == {"teacher.seed": [0, 1]} and change["from_state"] == "finished"
 
 
+def test_an_ensemble_teacher_relabels_the_same_tuples_without_retraining_the_cross_encoder(
+    tiny_model_dir, tiny_data, tmp_path
+):
+    from melscribe_torch.data import read_beir
+    from melscribe_torch.labeling import read_gpl_training_data
+    from melscribe_torch.retrieval.lexical import TfidfScorer
+
+    run_dir = tmp_path / "run"
+    train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
+    before = read_gpl_training_data(run_dir / "gpl-training-data.tsv")
+    overrides = smoke_overrides(tiny_model_dir, tiny_data, "ensemble.tfidf_weight=5", "train.overwrite=true")
+    results = train.run(compose_train(overrides), run_dir)
+    assert results["skipped_stages"] == ["data", "mining", "teacher"]  # the cross-encoder is reused
+    [change] = results["settings_changes"]
+    # An ensemble that adds nothing was not recorded, so run folders older than it still resume.
+    assert change["changed"] == {
+        "ensemble.dense_weight": [None, 0.0], "ensemble.max_ngram": [None, 1], "ensemble.tfidf_weight": [None, 5.0]
+    }
+    after = read_gpl_training_data(run_dir / "gpl-training-data.tsv")
+    assert [row[:3] for row in after] == [row[:3] for row in before]
+    pairs = read_beir(run_dir, split="train", queries_file="qgen-queries.jsonl", qrels_dir="qgen-qrels")
+    doc_ids = list(pairs.corpus)
+    tfidf = TfidfScorer(list(pairs.corpus.values()), 1)  # idf of the training corpus
+    lexical_margins = []
+    for (qid, pos, neg, margin), (*_, ce_margin) in zip(after, before):
+        cosine = tfidf.scores([pairs.queries[qid]])[0]
+        lexical = float(cosine[doc_ids.index(pos)] - cosine[doc_ids.index(neg)])
+        lexical_margins.append(lexical)
+        assert margin == pytest.approx(ce_margin + 5 * lexical, abs=1e-4)
+    assert any(abs(m) > 0.05 for m in lexical_margins)  # the lexical member did change margins
+
+
 def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(
     smoke_run, tiny_model_dir, tiny_data, tmp_path
 ):

@@ -58,6 +58,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
             precision=cfg.encode.precision,
             hybrid=OmegaConf.to_container(cfg.hybrid) if cfg.get("hybrid") else None,
             rerank=OmegaConf.to_container(cfg.rerank) if cfg.get("rerank") else None,
+            ensemble=OmegaConf.to_container(cfg.ensemble) if cfg.get("ensemble") else None,
         )
         results[name] = {}
         for test_set, build in builders.items():

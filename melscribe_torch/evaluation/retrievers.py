@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..retrieval import Bm25Retriever, DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
 from ..retrieval.rerank import RerankRetriever
+from ..teacher.ensemble import build_teacher_scorer
 
 BASELINES = {"tfidf": TfidfRetriever, "bm25": Bm25Retriever}  # lexical, fitted on each corpus searched
 RERANK_PREFIX = "rerank:"
@@ -20,6 +21,7 @@ def build_retriever(
     precision: str,
     hybrid: dict | None = None,
     rerank: dict | None = None,
+    ensemble: dict | None = None,
 ) -> tuple[Retriever, str]:
     """A retriever from its name: a baseline, a short model name, or a model directory / hub id.
 
@@ -34,6 +36,8 @@ def build_retriever(
             "max_ngram": ...}``.
         rerank: Cascade settings for ``rerank:<cross-encoder dir>@<first stage>`` names
             (``retrieval.rerank``): ``{"depth": ...}``, the first-stage candidates reordered.
+        ensemble: The reranker's score for ``rerank:`` names (the ``ensemble`` config group):
+            None or zero weights, the cross-encoder's logit alone.
 
     Returns:
         (retriever, what it loaded: the model path or the baseline name).
@@ -50,10 +54,10 @@ def build_retriever(
         first, source = build_retriever(
             first_name, model_aliases, score=score, batch_size=batch_size, precision=precision, hybrid=hybrid
         )
-        retriever = RerankRetriever(
-            CrossEncoder.from_pretrained(cross_encoder_path), first, int(rerank["depth"]), name,
-            batch_size, precision,
-        )
+        scorer = CrossEncoder.from_pretrained(cross_encoder_path)
+        if ensemble:
+            scorer = build_teacher_scorer(scorer, ensemble, model_aliases)
+        retriever = RerankRetriever(scorer, first, int(rerank["depth"]), name, batch_size, precision)
         return retriever, f"{cross_encoder_path} over {source}"
 
     if name.startswith("hybrid:"):

@@ -48,6 +48,7 @@ from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
 from ..settings import Settings
 from ..teacher import build_teacher_loss
+from ..teacher.ensemble import is_active as ensemble_is_active
 from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def run_pipeline(
     """
     run_dir = Path(run_dir)
     recorded = {**asdict(settings), "world_size": world_size}
+    if not ensemble_is_active(recorded["ensemble"]):
+        # Recorded only when it changes the labels: run folders begun before the group
+        # existed still resume.
+        del recorded["ensemble"]
     with guarded_run_folder(
         run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
     ) as folder:
@@ -121,12 +126,16 @@ def _run_stages(
             lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
         )
         label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
+        if ensemble_is_active(asdict(settings.ensemble)):
+            # Only then: labels made by the cross-encoder alone keep their settings (and resume).
+            label_settings["ensemble"] = asdict(settings.ensemble)
         stages.run(
             "labels",
             GPL_TRAINING_FILE,
             label_settings,
             lambda p: label(
-                p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision
+                p, run_dir, pairs, num_tuples, seed, train.label_batch_size, train.label_precision,
+                settings.ensemble, aliases,
             ),
         )
         rows = read_training_rows(run_dir, with_margins=True)

@@ -22,6 +22,7 @@ from ..io import atomic_write_json
 from ..models import BiEncoder, CrossEncoder
 from ..models.aliases import model_spec
 from ..models.backbone import check_model_available
+from ..teacher.ensemble import build_teacher_scorer
 from ..training.distributed import gather_objects
 from ..run_folder import (
     CAPTION_SETS,
@@ -33,7 +34,7 @@ from ..run_folder import (
     read_mined_negatives,
     validation_dir,
 )
-from ..settings import DataSettings, MiningSettings, ModelSettings, TeacherSettings
+from ..settings import DataSettings, EnsembleSettings, MiningSettings, ModelSettings, TeacherSettings
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +199,22 @@ def label(
     seed: int,
     batch_size: int,
     precision: str,
+    ensemble: EnsembleSettings,
+    aliases: dict[str, dict],
 ) -> None:
-    """Stage 4: sample (qid, pos, neg) tuples and label their margins with the teacher."""
+    """Stage 4: sample (qid, pos, neg) tuples and label their margins with the teacher.
+
+    The teacher is the cross-encoder, with the ``ensemble`` members added when set
+    (the ``ensemble`` config group); a TF-IDF member takes its idf from the training corpus.
+    """
     hard = read_mined_negatives(run_dir)
     tuples = labeling.sample_training_tuples(hard, num_tuples, seed)
     cross_encoder = CrossEncoder.from_pretrained(str(run_dir / TEACHER_DIR))
+    scorer = build_teacher_scorer(cross_encoder, asdict(ensemble), aliases)
+    if scorer is not cross_encoder:
+        scorer.fit(list(pairs.corpus.values()))
     margins = labeling.label_margins(
-        cross_encoder, pairs, tuples, batch_size=batch_size, precision=precision
+        scorer, pairs, tuples, batch_size=batch_size, precision=precision
     )
     labeling.write_gpl_training_data(path, tuples, margins)
 

@@ -102,8 +102,8 @@ class Recommender:
         max_ngram: Longest word n-gram of the TF-IDF side (lexical and hybrid retrievers).
         ef_search: HNSW search breadth (backend "faiss-hnsw").
         nprobe: IVF lists scanned per request (backend "faiss-ivf").
-        rerank: A cross-encoder (or its directory) that reorders the retriever's first
-            ``rerank_depth`` descriptor sets; None: no reranking.
+        rerank: A cross-encoder (or its directory), or an ``EnsembleTeacher`` (fitted here on
+            the catalog), that reorders the retriever's first ``rerank_depth`` sets; None: none.
         rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
     """
 
@@ -147,6 +147,8 @@ class Recommender:
             from ..models import CrossEncoder
 
             rerank = CrossEncoder.from_pretrained(str(rerank), device=self.device)
+        if hasattr(rerank, "fit"):  # an ensemble's TF-IDF member: idf of this catalog
+            rerank.fit(index.set_texts)
         self.reranker, self.rerank_depth = rerank, rerank_depth
         self._lexical: TfidfScorer | None = None
         self._faiss = None

@@ -88,6 +88,8 @@ class RerankRetriever:
         self, queries: Sequence[str], corpus: Sequence[str], k: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         _, candidates = self.first_stage.search(queries, corpus, max(k, self.depth))
+        if hasattr(self.cross_encoder, "fit"):  # an ensemble teacher's TF-IDF member: idf of this corpus
+            self.cross_encoder.fit(corpus)
         scores, indices = rerank_top(
             self.cross_encoder,
             queries,

@@ -1,0 +1,113 @@
+"""An ensemble teacher: the cross-encoder's logit plus weighted retriever scores of the same pair.
+
+    score(q, d) = CE(q, d) + dense_weight * cos(E(q), E(d)) + tfidf_weight * tfidf_cos(q, d)
+
+A teacher only teaches what the student does not know already. A cross-encoder trained for an
+hour on a CPU reranks no better than the student (docs/distillation.md), but it errs on other
+requests than a bi-encoder and than word overlap do, so a weighted sum of the three orders
+candidates better than any one of them; the MarginMSE paper distils such an ensemble of
+teachers too. The sum is linear, so a margin score(q, p) - score(q, n) is the sum of the
+members' margins: labelling and reranking read the same scorer through ``predict``.
+
+The TF-IDF member needs its idf from a corpus (``fit``): the training corpus when labelling,
+the corpus searched when reranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..retrieval.lexical import TfidfScorer
+
+
+class EnsembleTeacher:
+    """A cross-encoder's logits plus weighted bi-encoder and TF-IDF cosines, pair by pair.
+
+    Args:
+        cross_encoder: anything with ``predict(pairs, batch_size=, precision=)`` -> (N,) logits.
+        bi_encoder: a ``BiEncoder`` for the dense member, or None (then ``dense_weight`` must be 0).
+        dense_weight: weight of the bi-encoder's cosine (0: no dense member).
+        tfidf_weight: weight of the TF-IDF cosine (0: no lexical member).
+        max_ngram: TF-IDF terms are word n-grams of 1 to ``max_ngram`` words.
+    """
+
+    def __init__(
+        self,
+        cross_encoder,
+        *,
+        bi_encoder=None,
+        dense_weight: float,
+        tfidf_weight: float,
+        max_ngram: int,
+    ) -> None:
+        if dense_weight and bi_encoder is None:
+            raise ValueError(f"dense_weight is {dense_weight} but no bi-encoder is given: set ensemble.dense")
+        self.cross_encoder = cross_encoder
+        self.bi_encoder = bi_encoder
+        self.dense_weight = float(dense_weight)
+        self.tfidf_weight = float(tfidf_weight)
+        self.max_ngram = max_ngram
+        self.tfidf: TfidfScorer | None = None
+
+    def fit(self, corpus: Sequence[str]) -> EnsembleTeacher:
+        """Fit the TF-IDF member's vocabulary and idf on ``corpus`` (the descriptor sets)."""
+        if self.tfidf_weight:
+            self.tfidf = TfidfScorer(corpus, self.max_ngram)
+        return self
+
+    def predict(
+        self, pairs: Sequence[tuple[str, str]], *, batch_size: int, precision: str
+    ) -> torch.Tensor:
+        """(N,) float32 scores of (request, descriptor set) pairs, in input order."""
+        scores = self.cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
+        if not len(pairs):
+            return scores
+        queries, documents = (list(side) for side in zip(*pairs))
+        if self.dense_weight:
+            q = self.bi_encoder.encode(queries, batch_size=batch_size, precision=precision, normalize=True)
+            d = self.bi_encoder.encode(documents, batch_size=batch_size, precision=precision, normalize=True)
+            scores = scores + self.dense_weight * (q * d).sum(dim=1)
+        if self.tfidf_weight:
+            if self.tfidf is None:
+                raise RuntimeError("the TF-IDF member has no idf yet: call fit(corpus) first")
+            q_mat = self.tfidf.transform(queries)
+            d_mat = self.tfidf.vectorizer.transform(documents)
+            cosine = np.asarray(q_mat.multiply(d_mat).sum(axis=1), dtype=np.float32).ravel()
+            scores = scores + self.tfidf_weight * torch.from_numpy(cosine)
+        return scores
+
+
+def is_active(settings: dict) -> bool:
+    """True when the ``ensemble`` settings add any member to the cross-encoder."""
+    return bool(settings["dense_weight"] or settings["tfidf_weight"])
+
+
+def build_teacher_scorer(cross_encoder, settings: dict, aliases: dict[str, dict] | None = None):
+    """The cross-encoder itself, or an ``EnsembleTeacher`` around it when ``settings`` add members.
+
+    Args:
+        settings: the ``ensemble`` config group: ``dense`` (a short model name or a bi-encoder
+            directory, or None), ``dense_weight``, ``tfidf_weight``, ``max_ngram``.
+    """
+    if not is_active(settings):
+        return cross_encoder
+    bi_encoder = None
+    if settings["dense_weight"]:
+        if not settings["dense"]:
+            raise ValueError(
+                f"ensemble.dense_weight is {settings['dense_weight']} but ensemble.dense is not set: "
+                "name the bi-encoder whose cosine joins the teacher"
+            )
+        from ..models.aliases import load_bi_encoder
+
+        bi_encoder = load_bi_encoder(settings["dense"], aliases)
+    return EnsembleTeacher(
+        cross_encoder,
+        bi_encoder=bi_encoder,
+        dense_weight=settings["dense_weight"],
+        tfidf_weight=settings["tfidf_weight"],
+        max_ngram=settings["max_ngram"],
+    )

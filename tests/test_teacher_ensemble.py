@@ -1,0 +1,90 @@
+"""The ensemble teacher: a cross-encoder's logit plus weighted dense and TF-IDF cosines of each pair."""
+
+import pytest
+import torch
+
+from melscribe_torch.evaluation import build_retriever
+from melscribe_torch.labeling import label_margins
+from melscribe_torch.data import RetrievalSet
+from melscribe_torch.models import BiEncoder
+from melscribe_torch.retrieval import TfidfRetriever
+from melscribe_torch.retrieval.lexical import TfidfScorer
+from melscribe_torch.teacher.ensemble import EnsembleTeacher, build_teacher_scorer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CORPUS = ["rock, guitar, drums", "soft piano, calm", "jazz, bass, drums", "sad piano, slow tempo"]
+QUERIES = ["calm piano music", "loud rock drums"]
+OFF = {"dense": None, "dense_weight": 0.0, "tfidf_weight": 0.0, "max_ngram": 1}
+
+
+class LengthScorer:
+    """A stand-in cross-encoder: the logit is the document's length."""
+
+    def predict(self, pairs, *, batch_size=64, precision="fp32"):
+        return torch.tensor([float(len(document)) for _, document in pairs])
+
+
+def all_pairs():
+    return [(q, d) for q in QUERIES for d in CORPUS]
+
+
+def test_tfidf_member_adds_its_weighted_cosine_to_the_logit():
+    teacher = EnsembleTeacher(LengthScorer(), dense_weight=0.0, tfidf_weight=3.0, max_ngram=1).fit(CORPUS)
+    cosine = TfidfScorer(CORPUS, 1).scores(QUERIES)  # (Q, N), the TF-IDF retriever's own scores
+    expected = torch.tensor([float(len(d)) for d in CORPUS]).repeat(2) + 3.0 * cosine.flatten()
+    torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+
+
+def test_dense_member_adds_its_weighted_cosine(tiny_model_dir):
+    encoder = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    teacher = EnsembleTeacher(LengthScorer(), bi_encoder=encoder, dense_weight=2.0, tfidf_weight=0.0, max_ngram=1)
+    q = encoder.encode(QUERIES, normalize=True)
+    d = encoder.encode(CORPUS, normalize=True)
+    expected = torch.tensor([float(len(x)) for x in CORPUS]).repeat(2) + 2.0 * (q @ d.T).flatten()
+    torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+
+
+def test_zero_weights_leave_the_cross_encoder_alone_and_bad_settings_are_clear():
+    cross_encoder = LengthScorer()
+    assert build_teacher_scorer(cross_encoder, OFF) is cross_encoder
+    with pytest.raises(ValueError, match="ensemble.dense is not set"):
+        build_teacher_scorer(cross_encoder, {**OFF, "dense_weight": 1.0})
+    unfitted = build_teacher_scorer(cross_encoder, {**OFF, "tfidf_weight": 1.0})
+    with pytest.raises(RuntimeError, match=r"call fit\(corpus\) first"):
+        unfitted.predict(all_pairs(), batch_size=4, precision="fp32")
+
+
+def test_margins_of_an_ensemble_are_the_sum_of_its_members_margins():
+    pairs = RetrievalSet(
+        queries={"q0": QUERIES[0]},
+        corpus={f"d{i}": text for i, text in enumerate(CORPUS)},
+        qrels={"q0": {"d1"}},
+        name="toy",
+    )
+    tuples = [("q0", "d1", "d0"), ("q0", "d1", "d3")]
+    teacher = build_teacher_scorer(LengthScorer(), {**OFF, "tfidf_weight": 5.0}).fit(CORPUS)
+    margins = label_margins(teacher, pairs, tuples, batch_size=4, precision="fp32")
+    alone = label_margins(LengthScorer(), pairs, tuples, batch_size=4, precision="fp32")
+    cosine = TfidfScorer(CORPUS, 1).scores(QUERIES[:1])[0]
+    lexical = [cosine[1] - cosine[0], cosine[1] - cosine[3]]
+    assert lexical[0] > 0  # the positive shares "calm piano": the lexical member prefers it
+    for margin, ce_margin, lexical_margin in zip(margins, alone, lexical):
+        assert margin == pytest.approx(ce_margin + 5.0 * float(lexical_margin), abs=1e-5)
+
+
+def test_evaluate_reranks_with_the_ensemble_score(tiny_model_dir):
+    encode = {"score": "cos", "batch_size": 8, "precision": "fp32"}
+    name = f"rerank:{tiny_model_dir}@tfidf"
+    plain, _ = build_retriever(name, {}, **encode, rerank={"depth": 4})
+    mixed, _ = build_retriever(name, {}, **encode, rerank={"depth": 4}, ensemble={**OFF, "tfidf_weight": 100.0})
+    assert isinstance(mixed.cross_encoder, EnsembleTeacher)
+    assert mixed.cross_encoder.cross_encoder is not plain.cross_encoder
+    # A TF-IDF member weighted 100 outweighs the tiny random model's logits: the sets that
+    # share the requests' words come first, as TF-IDF ranks them.
+    _, tfidf_order = TfidfRetriever().search(QUERIES, CORPUS, 4)
+    _, mixed_order = mixed.search(QUERIES, CORPUS, 4)
+    assert mixed_order[:, 0].tolist() == tfidf_order[:, 0].tolist() == [1, 0]
+    scores, _ = mixed.search(QUERIES, CORPUS, 4)
+    logits, _ = plain.search(QUERIES, CORPUS, 4)
+    assert scores[:, 0].min() > 20 > logits.abs().max()  # the ensemble's score, not the logit alone
