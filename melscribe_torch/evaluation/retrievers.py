@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ..retrieval import Bm25Retriever, DenseRetriever, HybridRetriever, Retriever, TfidfRetriever
 from ..retrieval.rerank import RerankRetriever
-from ..teacher.ensemble import build_teacher_scorer
 
 BASELINES = {"tfidf": TfidfRetriever, "bm25": Bm25Retriever}  # lexical, fitted on each corpus searched
 RERANK_PREFIX = "rerank:"
@@ -56,6 +55,8 @@ def build_retriever(
         )
         scorer = CrossEncoder.from_pretrained(cross_encoder_path)
         if ensemble:
+            from ..teacher.ensemble import build_teacher_scorer
+
             scorer = build_teacher_scorer(scorer, ensemble, model_aliases)
         retriever = RerankRetriever(scorer, first, int(rerank["depth"]), name, batch_size, precision)
         return retriever, f"{cross_encoder_path} over {source}"

@@ -211,7 +211,7 @@ def label(
     tuples = labeling.sample_training_tuples(hard, num_tuples, seed)
     cross_encoder = CrossEncoder.from_pretrained(str(run_dir / TEACHER_DIR))
     scorer = build_teacher_scorer(cross_encoder, asdict(ensemble), aliases)
-    if scorer is not cross_encoder:
+    if hasattr(scorer, "fit"):  # an ensemble's TF-IDF member: idf of the training corpus
         scorer.fit(list(pairs.corpus.values()))
     margins = labeling.label_margins(
         scorer, pairs, tuples, batch_size=batch_size, precision=precision

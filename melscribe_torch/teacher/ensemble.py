@@ -5,8 +5,8 @@
 A teacher only teaches what the student does not know already. A cross-encoder trained for an
 hour on a CPU reranks no better than the student (docs/distillation.md), but it errs on other
 requests than a bi-encoder and than word overlap do, so a weighted sum of the three orders
-candidates better than any one of them; the MarginMSE paper distils such an ensemble of
-teachers too. The sum is linear, so a margin score(q, p) - score(q, n) is the sum of the
+candidates better than any one of them (Hofstätter et al. 2020, where MarginMSE comes from,
+distil an ensemble of teachers too, there of cross-encoders). The sum is linear, so a margin score(q, p) - score(q, n) is the sum of the
 members' margins: labelling and reranking read the same scorer through ``predict``.
 
 The TF-IDF member needs its idf from a corpus (``fit``): the training corpus when labelling,
@@ -74,7 +74,7 @@ class EnsembleTeacher:
             if self.tfidf is None:
                 raise RuntimeError("the TF-IDF member has no idf yet: call fit(corpus) first")
             q_mat = self.tfidf.transform(queries)
-            d_mat = self.tfidf.vectorizer.transform(documents)
+            d_mat = self.tfidf.transform(documents)
             cosine = np.asarray(q_mat.multiply(d_mat).sum(axis=1), dtype=np.float32).ravel()
             scores = scores + self.tfidf_weight * torch.from_numpy(cosine)
         return scores
