@@ -24,7 +24,14 @@ def test_gpl_file_names(tmp_path):
 
 def test_bad_json_line_is_named(tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "d", "text": "y"}\nnot json\n')
-    with pytest.raises(DataError, match=r"corpus\.jsonl:2"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl, line 2: not valid JSON"):
+        read_beir(tmp_path)
+
+
+@pytest.mark.parametrize("line", ["5", '["d", "y"]', '"text"'])
+def test_a_line_that_is_not_an_object_is_named(tmp_path, line):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d", "text": "y"}\n' + line + "\n")
+    with pytest.raises(DataError, match=r"corpus\.jsonl, line 2: expected a JSON object"):
         read_beir(tmp_path)
 
 

@@ -64,6 +64,21 @@ def test_student_margin_mse_with_cos_is_the_closed_form_on_unit_vectors():
     assert loss.item() == pytest.approx(closed_form_margin_mse(*unit, margins).item(), rel=1e-5)
 
 
+def test_student_margin_mse_scale_multiplies_the_students_scores():
+    # cos margins lie in [-2, 2]; scale 20 reads them as the in-batch loss's logits
+    torch.manual_seed(2)
+    q, p, n = (torch.randn(5, 4) for _ in range(3))
+    margins = torch.randn(5) * 6
+    loss, _ = loss_from("loss=margin_mse", "loss.margin_mse.similarity=cos", "loss.margin_mse.scale=20")(
+        student_batch(q, p, n, margins)
+    )
+    unit = [F.normalize(e, dim=-1) for e in (q, p, n)]
+    scaled_q = 20 * unit[0]  # (20 q).p - (20 q).n = 20 (q.p - q.n)
+    assert loss.item() == pytest.approx(closed_form_margin_mse(scaled_q, *unit[1:], margins).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="loss.margin_mse.scale"):
+        loss_from("loss=margin_mse", "loss.margin_mse.scale=0")
+
+
 def test_student_margin_mse_moves_the_request_toward_the_teachers_ranking():
     # the teacher prefers p by a margin of 5; the student's margin is 0 (p and n equally far):
     # one descent step on q must raise q . p - q . n

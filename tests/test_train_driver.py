@@ -167,6 +167,20 @@ def test_an_ensemble_teacher_relabels_the_same_tuples_without_retraining_the_cro
     assert any(abs(m) > 0.05 for m in lexical_margins)  # the lexical member did change margins
 
 
+def test_a_margin_scale_retrains_only_the_student_and_scale_1_is_not_recorded(tiny_model_dir, tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data)), run_dir)
+    recorded = json.loads((run_dir / "run-settings.json").read_text())["settings"]
+    assert "loss.margin_mse.similarity" in recorded
+    # scale 1 is what every run did before the option: not recorded, so their folders resume
+    assert "loss.margin_mse.scale" not in recorded
+    overrides = smoke_overrides(tiny_model_dir, tiny_data, "loss.margin_mse.scale=20", "train.overwrite=true")
+    results = train.run(compose_train(overrides), run_dir)
+    assert results["skipped_stages"] == ["data", "mining", "teacher", "labels"]  # the margins are reused
+    [change] = results["settings_changes"]
+    assert change["changed"] == {"loss.margin_mse.scale": [None, 20.0]}
+
+
 def test_a_loss_without_margins_skips_the_teacher_and_trains_on_the_same_tuples(
     smoke_run, tiny_model_dir, tiny_data, tmp_path
 ):

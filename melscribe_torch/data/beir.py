@@ -15,6 +15,7 @@ from pathlib import Path
 from ..io import atomic_write_text
 from .sampling import RetrievalSet
 from .sources import DataError
+from .text_files import read_jsonl_objects
 
 
 def write_beir(
@@ -46,19 +47,11 @@ def write_beir(
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"BeIR data: file not found: {path}")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{line_number}: not valid JSON ({e.msg})") from None
-            if "_id" not in row or "text" not in row:
-                raise DataError(f"{path}:{line_number}: a row needs '_id' and 'text', found {sorted(row)}")
-            rows.append(row)
-    return rows
+    rows = read_jsonl_objects(path, "BeIR data")
+    for line_number, row in rows:
+        if "_id" not in row or "text" not in row:
+            raise DataError(f"BeIR data {path}, line {line_number}: a row needs '_id' and 'text', found {sorted(row)}")
+    return [row for _, row in rows]
 
 
 def read_beir(

@@ -7,6 +7,7 @@ than read as garbled descriptors or failing deep inside the csv module.
 from __future__ import annotations
 
 import codecs
+import json
 from pathlib import Path
 
 
@@ -35,6 +36,27 @@ def read_text(path: Path, what: str) -> str:
             f"like {_likely_encoding(data)} text: save it as UTF-8, or convert it: "
             f"iconv -f CP1252 -t UTF-8 {path.name} > {path.stem}-utf8{path.suffix}"
         ) from None
+
+
+def read_jsonl_objects(path: Path, what: str) -> list[tuple[int, dict]]:
+    """The JSON objects of a JSON Lines file, each with its line number; blank lines skipped.
+
+    Raises:
+        DataError: the file is not UTF-8, or a line is not a JSON object; the message names
+            ``what``, the file and the line.
+    """
+    rows: list[tuple[int, dict]] = []
+    for n, line in enumerate(read_text(path, what).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{what} {path}, line {n}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{what} {path}, line {n}: expected a JSON object, got {type(row).__name__}")
+        rows.append((n, row))
+    return rows
 
 
 def _likely_encoding(data: bytes) -> str:

@@ -44,16 +44,22 @@ class MarginMSE(LossComponent):
 
     Args:
         similarity: "dot" (the paper) or "cos" student scores.
+        scale: multiplies the student's scores before the margin, as the in-batch loss scales
+            its cosines into logits: a unit-vector student's margins lie in [-2, 2], and a
+            scale lets them reach a teacher's logit margins without dropping normalisation.
     """
 
     needs_margins = True
     needs_negatives = True
 
-    def __init__(self, similarity: str) -> None:
+    def __init__(self, similarity: str, scale: float) -> None:
         super().__init__()
         if similarity not in ("dot", "cos"):
             raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+        if not scale > 0:
+            raise ValueError(f"loss.margin_mse.scale must be positive, got {scale!r}")
         self.similarity = similarity
+        self.scale = float(scale)
         self.margin_mse = MarginMSELoss()
 
     def forward(self, batch: StudentBatch) -> torch.Tensor:
@@ -62,4 +68,4 @@ class MarginMSE(LossComponent):
             if self.similarity == "cos"
             else (batch.q, batch.p, batch.n)
         )
-        return self.margin_mse((q * p).sum(-1), (q * n).sum(-1), batch.margins)
+        return self.margin_mse(self.scale * (q * p).sum(-1), self.scale * (q * n).sum(-1), batch.margins)

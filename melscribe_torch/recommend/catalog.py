@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import string
 import urllib.parse
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from ..data.descriptors import parse_descriptor_list
 from ..data.sources import DataError, is_missing
-from ..data.text_files import read_text
+from ..data.text_files import read_jsonl_objects, read_text
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +199,5 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
 
 
 def _read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], set[str]]:
-    rows: list[tuple[int, dict]] = []
-    columns: set[str] = set()
-    for n, line in enumerate(read_text(path, "catalog").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"catalog {path}, line {n}: not valid JSON ({err})") from None
-        if not isinstance(row, dict):
-            raise DataError(
-                f"catalog {path}, line {n}: expected a JSON object, got {type(row).__name__}"
-            )
-        columns |= row.keys()
-        rows.append((n, row))
-    return rows, columns
+    rows = read_jsonl_objects(path, "catalog")
+    return rows, set().union(*(row.keys() for _, row in rows))
