@@ -79,12 +79,19 @@ def test_evaluate_reranks_with_the_ensemble_score(tiny_model_dir):
     plain, _ = build_retriever(name, {}, **encode, rerank={"depth": 4})
     mixed, _ = build_retriever(name, {}, **encode, rerank={"depth": 4}, ensemble={**OFF, "tfidf_weight": 100.0})
     assert isinstance(mixed.cross_encoder, EnsembleTeacher)
-    assert mixed.cross_encoder.cross_encoder is not plain.cross_encoder
     # A TF-IDF member weighted 100 outweighs the tiny random model's logits: the sets that
     # share the requests' words come first, as TF-IDF ranks them.
     _, tfidf_order = TfidfRetriever().search(QUERIES, CORPUS, 4)
-    _, mixed_order = mixed.search(QUERIES, CORPUS, 4)
+    mixed_scores, mixed_order = mixed.search(QUERIES, CORPUS, 4)
     assert mixed_order[:, 0].tolist() == tfidf_order[:, 0].tolist() == [1, 0]
-    scores, _ = mixed.search(QUERIES, CORPUS, 4)
+    # each candidate's score is its member's logit plus 100 x TF-IDF cosine, idf from the
+    # corpus searched (the tiny model has no relevance head: each load draws its own)
+    member = mixed.cross_encoder.cross_encoder
+    cosine = TfidfScorer(CORPUS, 1).scores(QUERIES)
+    for i, query in enumerate(QUERIES):
+        docs = mixed_order[i].tolist()
+        logits = member.predict([(query, CORPUS[d]) for d in docs], batch_size=4, precision="fp32")
+        expected = [float(logit) + 100.0 * float(cosine[i, d]) for logit, d in zip(logits, docs)]
+        assert mixed_scores[i].tolist() == pytest.approx(expected, abs=1e-4)
     logits, _ = plain.search(QUERIES, CORPUS, 4)
-    assert scores[:, 0].min() > 20 > logits.abs().max()  # the ensemble's score, not the logit alone
+    assert mixed_scores[:, 0].min() > 20 > logits.abs().max()  # the ensemble's score, not the logit alone
