@@ -9,6 +9,11 @@ first-stage candidates and reorders them (`retrieval.rerank.rerank_top`, what
 candidates their TF-IDF top sets among the training clips' descriptor sets: the lengths of
 real requests and sets, never a test clip. The weights do not change the cost: a backbone
 directory gets a new head.
+
+With ``--ensemble-dense`` and/or ``--ensemble-tfidf-weight`` the second stage is the ensemble
+teacher (`teacher.ensemble`): the cross-encoder plus a bi-encoder's and TF-IDF's cosines of the
+same pairs, as `evaluate.py ... ensemble.*=` reranks; its TF-IDF member is fitted on the sets
+searched once, before timing, as a recommender fits it on its catalog.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from melscribe_torch.data.sources import load_musiccaps
 from melscribe_torch.models import CrossEncoder
 from melscribe_torch.retrieval import TfidfRetriever
 from melscribe_torch.retrieval.rerank import rerank_top
+from melscribe_torch.teacher.ensemble import build_teacher_scorer
 
 
 def requests_and_sets(data_root: str, num_requests: int) -> tuple[list[str], list[str]]:
@@ -38,12 +44,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per depth")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    parser.add_argument("--ensemble-dense", default=None, help="bi-encoder of the ensemble's dense member")
+    parser.add_argument("--ensemble-dense-weight", type=float, default=0.0)
+    parser.add_argument("--ensemble-tfidf-weight", type=float, default=0.0)
+    parser.add_argument("--ensemble-max-ngram", type=int, default=1)
     args = parser.parse_args(argv)
     device = setup(args)
     if args.tiny:
         args.depths, args.requests = [2, 4], 2
     model = CrossEncoder.from_pretrained(args.model, device=device)
     requests, sets = requests_and_sets(args.data_root, args.requests + args.warmup)
+    ensemble = {
+        "dense": args.ensemble_dense,
+        "dense_weight": args.ensemble_dense_weight if args.ensemble_dense else 0.0,
+        "tfidf_weight": args.ensemble_tfidf_weight,
+        "max_ngram": args.ensemble_max_ngram,
+    }
+    model = build_teacher_scorer(model, ensemble)
+    if hasattr(model, "fit"):
+        model.fit(sets)
     _, candidates = TfidfRetriever().search(requests, sets, max(args.depths))
     results = {}
     for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:

@@ -113,6 +113,22 @@ def test_rerank_latency_times_every_depth_and_precision(tiny_model_dir, tmp_path
     assert all(len(r["ms_per_request"]["runs"]) == 2 for r in results.values())
 
 
+def test_rerank_latency_times_the_ensemble_teacher(tiny_model_dir, tmp_path, data_root):
+    results = run_tiny(
+        "rerank_latency", tiny_model_dir, tmp_path / "rerank.json", "--data-root", str(data_root),
+        "--precisions", "fp32", "--ensemble-dense", str(tiny_model_dir), "--ensemble-dense-weight", "10",
+        "--ensemble-tfidf-weight", "10", "--ensemble-max-ngram", "3",
+    )
+    assert set(results) == {"fp32/depth-2", "fp32/depth-4"}
+    assert results["fp32/depth-4"]["ms_per_request"]["median"] > 0
+    # the dense member is loaded, not ignored: a missing one stops the run, named
+    with pytest.raises(Exception, match="no-such-model"):
+        run_tiny(
+            "rerank_latency", tiny_model_dir, tmp_path / "missing.json", "--data-root", str(data_root),
+            "--ensemble-dense", str(tmp_path / "no-such-model"), "--ensemble-dense-weight", "10",
+        )
+
+
 def test_without_device_flag_the_benchmarks_pick_the_machines_device():
     import argparse
 

@@ -42,7 +42,12 @@ def test_dense_member_adds_its_weighted_cosine(tiny_model_dir):
     q = encoder.encode(QUERIES, normalize=True)
     d = encoder.encode(CORPUS, normalize=True)
     expected = torch.tensor([float(len(x)) for x in CORPUS]).repeat(2) + 2.0 * (q @ d.T).flatten()
+    encoded = []
+    encode = encoder.encode
+    encoder.encode = lambda texts, **kw: encoded.extend(texts) or encode(texts, **kw)
     torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+    # each request comes once per candidate, yet each distinct text is encoded once
+    assert sorted(encoded) == sorted(QUERIES + CORPUS)
 
 
 def test_zero_weights_leave_the_cross_encoder_alone_and_bad_settings_are_clear():

@@ -67,8 +67,8 @@ class EnsembleTeacher:
             return scores
         queries, documents = (list(side) for side in zip(*pairs))
         if self.dense_weight:
-            q = self.bi_encoder.encode(queries, batch_size=batch_size, precision=precision, normalize=True)
-            d = self.bi_encoder.encode(documents, batch_size=batch_size, precision=precision, normalize=True)
+            q = self._embed(queries, batch_size, precision)
+            d = self._embed(documents, batch_size, precision)
             scores = scores + self.dense_weight * (q * d).sum(dim=1)
         if self.tfidf_weight:
             if self.tfidf is None:
@@ -78,6 +78,15 @@ class EnsembleTeacher:
             cosine = np.asarray(q_mat.multiply(d_mat).sum(axis=1), dtype=np.float32).ravel()
             scores = scores + self.tfidf_weight * torch.from_numpy(cosine)
         return scores
+
+
+    def _embed(self, texts: list[str], batch_size: int, precision: str) -> torch.Tensor:
+        """Unit embeddings of ``texts``, each distinct text encoded once: a reranked request
+        comes once per candidate, a labelled one twice per tuple."""
+        distinct = list(dict.fromkeys(texts))
+        embeddings = self.bi_encoder.encode(distinct, batch_size=batch_size, precision=precision, normalize=True)
+        row = {text: i for i, text in enumerate(distinct)}
+        return embeddings[torch.tensor([row[text] for text in texts])]
 
 
 def is_active(settings: dict) -> bool:
