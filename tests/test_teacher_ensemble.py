@@ -48,6 +48,24 @@ def test_dense_member_adds_its_weighted_cosine(tiny_model_dir):
     torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
     # each request comes once per candidate, yet each distinct text is encoded once
     assert sorted(encoded) == sorted(QUERIES + CORPUS)
+    # asked again, the descriptor sets come from the cache: only the requests are encoded
+    encoded.clear()
+    torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+    assert sorted(encoded) == sorted(QUERIES)
+
+
+def test_the_set_embedding_cache_drops_the_least_recently_used(tiny_model_dir, monkeypatch):
+    from melscribe_torch.teacher import ensemble
+
+    monkeypatch.setattr(ensemble, "SET_EMBEDDING_CACHE_SIZE", 2)
+    encoder = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    teacher = EnsembleTeacher(LengthScorer(), bi_encoder=encoder, dense_weight=1.0, tfidf_weight=0.0, max_ngram=1)
+    for document in CORPUS[:3]:  # CORPUS[0] is the least recently used when CORPUS[2] comes
+        teacher.predict([(QUERIES[0], document)], batch_size=4, precision="fp32")
+    assert [text for text, _ in teacher._set_embeddings] == CORPUS[1:3]
+    # a cached embedding is the one a fresh encoding gives
+    fresh = encoder.encode(CORPUS[2:3], normalize=True)[0]
+    torch.testing.assert_close(teacher._set_embeddings[(CORPUS[2], "fp32")], fresh)
 
 
 def test_zero_weights_leave_the_cross_encoder_alone_and_bad_settings_are_clear():

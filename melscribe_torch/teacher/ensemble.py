@@ -15,12 +15,18 @@ the corpus searched when reranking.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..retrieval.lexical import TfidfScorer
+
+# Descriptor sets whose dense embeddings are kept (least recently used dropped first): a
+# reranker meets the same catalog's sets request after request, a labeller the same training
+# sets tuple after tuple. 50,000 MiniLM embeddings take 77 MB.
+SET_EMBEDDING_CACHE_SIZE = 50_000
 
 
 class EnsembleTeacher:
@@ -51,6 +57,7 @@ class EnsembleTeacher:
         self.tfidf_weight = float(tfidf_weight)
         self.max_ngram = max_ngram
         self.tfidf: TfidfScorer | None = None
+        self._set_embeddings: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
 
     def fit(self, corpus: Sequence[str]) -> EnsembleTeacher:
         """Fit the TF-IDF member's vocabulary and idf on ``corpus`` (the descriptor sets)."""
@@ -68,7 +75,7 @@ class EnsembleTeacher:
         queries, documents = (list(side) for side in zip(*pairs))
         if self.dense_weight:
             q = self._embed(queries, batch_size, precision)
-            d = self._embed(documents, batch_size, precision)
+            d = self._embed_sets(documents, batch_size, precision)
             scores = scores + self.dense_weight * (q * d).sum(dim=1)
         if self.tfidf_weight:
             if self.tfidf is None:
@@ -87,6 +94,21 @@ class EnsembleTeacher:
         embeddings = self.bi_encoder.encode(distinct, batch_size=batch_size, precision=precision, normalize=True)
         row = {text: i for i, text in enumerate(distinct)}
         return embeddings[torch.tensor([row[text] for text in texts])]
+
+
+    def _embed_sets(self, documents: list[str], batch_size: int, precision: str) -> torch.Tensor:
+        """Unit embeddings of descriptor sets, each encoded once while it stays in the cache."""
+        cache = self._set_embeddings
+        missing = [text for text in dict.fromkeys(documents) if (text, precision) not in cache]
+        if missing:
+            fresh = self.bi_encoder.encode(missing, batch_size=batch_size, precision=precision, normalize=True)
+            cache.update(((text, precision), row.clone()) for text, row in zip(missing, fresh))
+        embeddings = torch.stack([cache[(text, precision)] for text in documents])
+        for text in dict.fromkeys(documents):
+            cache.move_to_end((text, precision))
+        while len(cache) > SET_EMBEDDING_CACHE_SIZE:
+            cache.popitem(last=False)
+        return embeddings
 
 
 def is_active(settings: dict) -> bool:
