@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     requests, sets = requests_and_sets(args.data_root, args.requests + args.warmup)
     ensemble = {
         "dense": args.ensemble_dense,
-        "dense_weight": args.ensemble_dense_weight if args.ensemble_dense else 0.0,
+        "dense_weight": args.ensemble_dense_weight,
         "tfidf_weight": args.ensemble_tfidf_weight,
         "max_ngram": args.ensemble_max_ngram,
     }

@@ -10,7 +10,7 @@ docs/extending.md adds a loss.
 from .base import LossComponent, StudentBatch
 from .margin_mse import MarginMSE, MarginMSELoss
 from .multiple_negatives_ranking import InBatchNegatives, MultipleNegativesRankingLoss
-from .weighted_sum import WeightedSum, build_loss
+from .weighted_sum import WeightedSum, build_loss, recorded_loss_settings
 
 __all__ = [
     "InBatchNegatives",
@@ -21,4 +21,5 @@ __all__ = [
     "StudentBatch",
     "WeightedSum",
     "build_loss",
+    "recorded_loss_settings",
 ]

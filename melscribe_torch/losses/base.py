@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -37,8 +38,13 @@ class LossComponent(nn.Module):
     pipeline trains a teacher and labels margins only for a loss that ``needs_margins``, and
     the loop embeds the mined negatives only for one that ``needs_negatives``. Subclasses
     set these in ``__init__`` (they may depend on the component's options).
+
+    ``options_added_later`` maps an option added after run folders existed to the value that
+    reproduces what came before; at that value a run folder does not record it
+    (``recorded_loss_settings``), so folders begun before the option still resume.
     """
 
+    options_added_later: ClassVar[Mapping[str, Any]] = {}
     needs_margins: bool = False
     needs_negatives: bool = False
     needs_known_positives: bool = False

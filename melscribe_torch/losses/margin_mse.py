@@ -49,6 +49,7 @@ class MarginMSE(LossComponent):
             scale lets them reach a teacher's logit margins without dropping normalisation.
     """
 
+    options_added_later = {"scale": 1.0}  # the student's scores as they are
     needs_margins = True
     needs_negatives = True
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from torch import Tensor, nn
 
 from .base import LossComponent, StudentBatch
@@ -86,3 +86,19 @@ def build_loss(config: Mapping[str, Mapping[str, Any]]) -> WeightedSum:
             raise ValueError(f"loss.{name}: {spec['_target_']} is not a LossComponent")
         components[name] = (weight, part)
     return WeightedSum(components)
+
+
+def recorded_loss_settings(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The ``loss`` config as a run folder records it (its settings and the student stage's).
+
+    Each component's ``options_added_later`` are left out at the value that reproduces what
+    came before them, so run folders begun before an option existed still resume.
+    """
+    recorded = {}
+    for name, spec in config.items():
+        try:
+            added = get_class(spec["_target_"]).options_added_later
+        except (AttributeError, ImportError, KeyError, TypeError, ValueError):
+            added = {}  # not a component: build_loss names what is wrong
+        recorded[name] = {key: value for key, value in spec.items() if not (key in added and value == added[key])}
+    return recorded

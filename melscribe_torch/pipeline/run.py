@@ -17,7 +17,7 @@ import torch
 
 from ..data import RetrievalSet
 from ..io import atomic_write_json
-from ..losses import WeightedSum, build_loss
+from ..losses import WeightedSum, build_loss, recorded_loss_settings
 from ..models import BiEncoder
 from ..provenance import library_versions, machine_info
 from ..run_folder import (
@@ -46,7 +46,7 @@ from ..training import (
 from ..training.distributed import barrier
 from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
-from ..settings import LossSettings, Settings
+from ..settings import Settings
 from ..teacher import build_teacher_loss
 from ..teacher.ensemble import is_active as ensemble_is_active
 from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
@@ -74,7 +74,7 @@ def run_pipeline(
         rank, world_size, device: This process under torchrun.
     """
     run_dir = Path(run_dir)
-    recorded = {**asdict(settings), "loss": recorded_loss(settings.loss), "world_size": world_size}
+    recorded = {**asdict(settings), "loss": recorded_loss_settings(settings.loss), "world_size": world_size}
     if not ensemble_is_active(recorded["ensemble"]):
         # Recorded only when it changes the labels: run folders begun before the group
         # existed still resume.
@@ -83,22 +83,6 @@ def run_pipeline(
         run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
     ) as folder:
         return _run_stages(run_dir, folder, settings, aliases, rank, world_size, device)
-
-
-def recorded_loss(loss: LossSettings) -> LossSettings:
-    """The loss settings as a run folder records them.
-
-    A MarginMSE ``scale`` of 1 (the student's scores as they are, all there was before the
-    option) is left out, so run folders begun before it still resume.
-    """
-    return {
-        name: {
-            key: value
-            for key, value in component.items()
-            if not (key == "scale" and value == 1.0 and str(component.get("_target_", "")).endswith(".MarginMSE"))
-        }
-        for name, component in loss.items()
-    }
 
 
 def _run_stages(
@@ -168,7 +152,7 @@ def _run_stages(
     train_settings = {
         "model": asdict(settings.model),
         "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after", "overwrite")},
-        "loss": recorded_loss(settings.loss),
+        "loss": recorded_loss_settings(settings.loss),
         "optim": asdict(settings.optim),
         "seed": seed,
         "world_size": world_size,

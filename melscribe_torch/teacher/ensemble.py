@@ -6,8 +6,9 @@ A teacher only teaches what the student does not know already. A cross-encoder t
 hour on a CPU reranks no better than the student (docs/distillation.md), but it errs on other
 requests than a bi-encoder and than word overlap do, so a weighted sum of the three orders
 candidates better than any one of them (Hofstätter et al. 2020, where MarginMSE comes from,
-distil an ensemble of teachers too, there of cross-encoders). The sum is linear, so a margin score(q, p) - score(q, n) is the sum of the
-members' margins: labelling and reranking read the same scorer through ``predict``.
+distil an ensemble of teachers too, there of cross-encoders). The sum is linear, so a margin
+score(q, p) - score(q, n) is the sum of the members' margins: labelling and reranking read the
+same scorer through ``predict``.
 
 The TF-IDF member needs its idf from a corpus (``fit``): the training corpus when labelling,
 the corpus searched when reranking.
@@ -86,23 +87,25 @@ class EnsembleTeacher:
             scores = scores + self.tfidf_weight * torch.from_numpy(cosine)
         return scores
 
-
-    def _embed(self, texts: list[str], batch_size: int, precision: str) -> torch.Tensor:
-        """Unit embeddings of ``texts``, each distinct text encoded once: a reranked request
-        comes once per candidate, a labelled one twice per tuple."""
+    def _encode_distinct(self, texts: list[str], batch_size: int, precision: str) -> dict[str, torch.Tensor]:
+        """Text -> unit embedding, each distinct text encoded once."""
         distinct = list(dict.fromkeys(texts))
         embeddings = self.bi_encoder.encode(distinct, batch_size=batch_size, precision=precision, normalize=True)
-        row = {text: i for i, text in enumerate(distinct)}
-        return embeddings[torch.tensor([row[text] for text in texts])]
+        return dict(zip(distinct, embeddings))
 
+    def _embed(self, texts: list[str], batch_size: int, precision: str) -> torch.Tensor:
+        """Unit embeddings of requests: a reranked request comes once per candidate, a labelled
+        one twice per tuple, and is encoded once."""
+        by_text = self._encode_distinct(texts, batch_size, precision)
+        return torch.stack([by_text[text] for text in texts])
 
     def _embed_sets(self, documents: list[str], batch_size: int, precision: str) -> torch.Tensor:
         """Unit embeddings of descriptor sets, each encoded once while it stays in the cache."""
         cache = self._set_embeddings
-        missing = [text for text in dict.fromkeys(documents) if (text, precision) not in cache]
+        missing = [text for text in documents if (text, precision) not in cache]
         if missing:
-            fresh = self.bi_encoder.encode(missing, batch_size=batch_size, precision=precision, normalize=True)
-            cache.update(((text, precision), row.clone()) for text, row in zip(missing, fresh))
+            fresh = self._encode_distinct(missing, batch_size, precision)
+            cache.update(((text, precision), row.clone()) for text, row in fresh.items())
         embeddings = torch.stack([cache[(text, precision)] for text in documents])
         for text in dict.fromkeys(documents):
             cache.move_to_end((text, precision))
