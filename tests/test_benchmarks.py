@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from melscribe_torch.models import ModelNotFoundError
+
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 # The peer is a benchmark-only extra (pip install -e .[bench]); comparisons need it.
@@ -122,7 +124,7 @@ def test_rerank_latency_times_the_ensemble_teacher(tiny_model_dir, tmp_path, dat
     assert set(results) == {"fp32/depth-2", "fp32/depth-4"}
     assert results["fp32/depth-4"]["ms_per_request"]["median"] > 0
     # the dense member is loaded, not ignored: a missing one stops the run, named
-    with pytest.raises(Exception, match="no-such-model"):
+    with pytest.raises(ModelNotFoundError, match=r"^ensemble\.dense .*no-such-model"):
         run_tiny(
             "rerank_latency", tiny_model_dir, tmp_path / "missing.json", "--data-root", str(data_root),
             "--ensemble-dense", str(tmp_path / "no-such-model"), "--ensemble-dense-weight", "10",

@@ -219,6 +219,36 @@ def test_a_wrong_teacher_loss_fails_before_mining(tiny_model_dir, tiny_data, tmp
     assert not (tmp_path / "hard-negatives.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    "overrides, setting",
+    [
+        (["ensemble.dense={missing}", "ensemble.dense_weight=10"], "ensemble.dense"),
+        (["teacher.path={missing}"], "teacher.path"),
+    ],
+)
+def test_a_missing_teacher_model_stops_the_run_before_its_first_stage(
+    overrides, setting, tiny_model_dir, tiny_data, tmp_path
+):
+    missing = tmp_path / "no-such-model"
+    extra = [override.format(missing=missing) for override in overrides]
+    with pytest.raises(ModelNotFoundError, match=rf"^{setting}\b.*no-such-model.* does not exist"):
+        train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, *extra)), tmp_path / "run")
+    assert not (tmp_path / "run" / "corpus.jsonl").exists()  # not after mining and a teacher
+
+
+def test_a_rerun_that_retrains_only_the_student_does_not_need_the_teacher_models(
+    tiny_model_dir, tiny_data, tmp_path
+):
+    dense = tmp_path / "dense-member"
+    shutil.copytree(tiny_model_dir, dense)
+    ensemble = [f"ensemble.dense={dense}", "ensemble.dense_weight=1"]
+    train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, *ensemble)), tmp_path / "run")
+    shutil.rmtree(dense)  # the labels it gave are on disk
+    rerun = smoke_overrides(tiny_model_dir, tiny_data, *ensemble, "loss.margin_mse.scale=20", "train.overwrite=true")
+    results = train.run(compose_train(rerun), tmp_path / "run")
+    assert results["skipped_stages"] == ["data", "mining", "teacher", "labels"]
+
+
 def test_same_config_gives_the_same_teacher_labels_and_model_whatever_ran_before(
     tiny_model_dir, tiny_data, tmp_path
 ):

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,15 @@ from .runner import StageRunner, remove
 from ..settings import Settings
 from ..teacher import build_teacher_loss
 from ..teacher.ensemble import is_active as ensemble_is_active
-from .stages import label, load_student, mine, prepare_data, train_teacher, write_tuples
+from .stages import (
+    check_teacher_models,
+    label,
+    load_student,
+    mine,
+    prepare_data,
+    train_teacher,
+    write_tuples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +113,15 @@ def _run_stages(
     student = load_student(settings.model, device)
     timings = {"load_student": time.perf_counter() - tic}
     stages = StageRunner(run_dir, rank)
+    # The teacher's and the labels' models are checked before the first stage that runs, so a
+    # missing one stops the run in seconds, not after mining and an hour of teacher training.
+    check_teacher = (
+        partial(check_teacher_models, settings.teacher, settings.ensemble, aliases) if loss_fn.needs_margins else None
+    )
 
-    stages.run("data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data))
+    stages.run(
+        "data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data), preflight=check_teacher
+    )
     pairs = read_training_pairs(run_dir)
     stages.run(
         "mining",
@@ -116,6 +132,7 @@ def _run_stages(
         },
         lambda p: mine(p, pairs, settings.mining, aliases, rank, world_size),
         all_ranks=True,
+        preflight=check_teacher,
     )
     num_tuples = train.steps * train.batch_size * train.grad_accum * world_size
     if loss_fn.needs_margins:
@@ -124,6 +141,7 @@ def _run_stages(
             TEACHER_DIR,
             asdict(settings.teacher),
             lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
+            preflight=check_teacher,
         )
         label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
         if ensemble_is_active(asdict(settings.ensemble)):

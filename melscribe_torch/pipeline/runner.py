@@ -44,6 +44,7 @@ class StageRunner:
         self.previous = ""
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
+        self._checked: list[Callable[[], None]] = []
 
     def meta_path(self, artifact: str) -> Path:
         return meta_path(self.run_dir, artifact)
@@ -62,6 +63,7 @@ class StageRunner:
         make: Callable[[Path], None],
         *,
         all_ranks: bool = False,
+        preflight: Callable[[], None] | None = None,
     ) -> bool:
         """Run ``make(artifact_path)`` unless the artifact was made with these settings.
 
@@ -71,6 +73,9 @@ class StageRunner:
             settings: Everything the artifact depends on (JSON-able).
             make: Writes the artifact.
             all_ranks: Every rank runs ``make`` (a sharded stage); else rank 0 only while others wait.
+            preflight: Checks what later stages need (on every rank), run once: before the
+                first stage given it that runs. A stage that runs makes every later stage run
+                (each hash chains the one before), so a skipped run never pays for the check.
 
         Returns:
             True if the stage ran, False if it was skipped.
@@ -84,6 +89,9 @@ class StageRunner:
             # the time it took when it ran, so a resumed run still reports every stage's cost
             self.timings[name] = json.loads(self.meta_path(artifact).read_text()).get("seconds", 0.0)
             return False
+        if preflight is not None and preflight not in self._checked:
+            preflight()
+            self._checked.append(preflight)
         log.info("stage %s: running -> %s", name, path)
         tic = time.perf_counter()
         if all_ranks or self.rank == 0:

@@ -22,7 +22,7 @@ from ..io import atomic_write_json
 from ..models import BiEncoder, CrossEncoder
 from ..models.aliases import model_spec
 from ..models.backbone import check_model_available
-from ..teacher.ensemble import build_teacher_scorer
+from ..teacher.ensemble import build_teacher_scorer, check_dense_member
 from ..training.distributed import gather_objects
 from ..run_folder import (
     CAPTION_SETS,
@@ -140,6 +140,17 @@ def mine(
         mining.write_hard_negatives(path, pairs, negatives)
 
 
+def check_teacher_models(settings: TeacherSettings, ensemble: EnsembleSettings, aliases: dict[str, dict]) -> None:
+    """Fail at once, in one line naming the setting, when the teacher (``teacher.path`` or
+    ``teacher.model``) or the ensemble's dense member (``ensemble.dense``) cannot be loaded here."""
+    if settings.path:
+        check_model_available(settings.path, "teacher.path")
+    else:
+        spec = model_spec(settings.model, aliases)
+        check_model_available(spec["name_or_path"], f"teacher.model ({settings.model})")
+    check_dense_member(asdict(ensemble), aliases)
+
+
 def train_teacher(
     path: Path,
     run_dir: Path,
@@ -153,8 +164,7 @@ def train_teacher(
         metrics = {"given": settings.path}
     else:
         loss_fn = teacher.build_teacher_loss(settings.loss, settings.group_size, settings.batch_size)
-        spec = model_spec(settings.model, aliases)
-        check_model_available(spec["name_or_path"], f"teacher.model ({settings.model})")
+        spec = model_spec(settings.model, aliases)  # available: checked by check_teacher_models
         # The new relevance head draws from torch's global RNG, whose state here depends on
         # what ran before: seed it, or two runs with one config get different teachers.
         torch.manual_seed(settings.seed)

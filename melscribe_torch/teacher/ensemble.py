@@ -119,6 +119,23 @@ def is_active(settings: dict) -> bool:
     return bool(settings["dense_weight"] or settings["tfidf_weight"])
 
 
+def check_dense_member(settings: dict, aliases: dict[str, dict] | None = None) -> None:
+    """Fail at once, in one line naming ``ensemble.dense``, when the dense member is weighted
+    but unset or cannot be loaded here (no weights are read)."""
+    if not settings["dense_weight"]:
+        return
+    if not settings["dense"]:
+        raise ValueError(
+            f"ensemble.dense_weight is {settings['dense_weight']} but ensemble.dense is not set: "
+            "name the bi-encoder whose cosine joins the teacher"
+        )
+    from ..models.aliases import model_spec
+    from ..models.backbone import check_model_available
+
+    spec = model_spec(settings["dense"], aliases)
+    check_model_available(spec["name_or_path"], f"ensemble.dense ({settings['dense']})")
+
+
 def build_teacher_scorer(cross_encoder, settings: dict, aliases: dict[str, dict] | None = None):
     """The cross-encoder itself, or an ``EnsembleTeacher`` around it when ``settings`` add members.
 
@@ -130,11 +147,7 @@ def build_teacher_scorer(cross_encoder, settings: dict, aliases: dict[str, dict]
         return cross_encoder
     bi_encoder = None
     if settings["dense_weight"]:
-        if not settings["dense"]:
-            raise ValueError(
-                f"ensemble.dense_weight is {settings['dense_weight']} but ensemble.dense is not set: "
-                "name the bi-encoder whose cosine joins the teacher"
-            )
+        check_dense_member(settings, aliases)
         from ..models.aliases import load_bi_encoder
 
         bi_encoder = load_bi_encoder(settings["dense"], aliases)
