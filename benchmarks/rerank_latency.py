@@ -13,7 +13,11 @@ directory gets a new head.
 With ``--ensemble-dense`` and/or ``--ensemble-tfidf-weight`` the second stage is the ensemble
 teacher (`teacher.ensemble`): the cross-encoder plus a bi-encoder's and TF-IDF's cosines of the
 same pairs, as `evaluate.py ... ensemble.*=` reranks; its TF-IDF member is fitted on the sets
-searched once, before timing, as a recommender fits it on its catalog.
+searched once, before timing, as a recommender fits it on its catalog. With
+``--ensemble-dense-stored`` the dense member reads what a recommender whose index was built with
+the same model hands it (`recommend/rerank_dense.py`): the sets' float16 embeddings and the
+request's embedding from the first stage, both encoded before timing (the first stage pays
+for the request); the timed part is the cosines of the candidates and the rest of the ensemble.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from common import DEFAULT_DATA_ROOT, base_parser, setup, summarize, write_resul
 
 from melscribe_torch.data.sources import load_musiccaps
 from melscribe_torch.models import CrossEncoder
+from melscribe_torch.recommend.rerank_dense import candidate_cosines
 from melscribe_torch.retrieval import TfidfRetriever
 from melscribe_torch.retrieval.rerank import rerank_top
 from melscribe_torch.teacher.ensemble import build_teacher_scorer
@@ -48,7 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ensemble-dense-weight", type=float, default=0.0)
     parser.add_argument("--ensemble-tfidf-weight", type=float, default=0.0)
     parser.add_argument("--ensemble-max-ngram", type=int, default=1)
+    parser.add_argument(
+        "--ensemble-dense-stored", action="store_true",
+        help="the dense member reads stored set embeddings and the first stage's request embedding",
+    )
     args = parser.parse_args(argv)
+    if args.ensemble_dense_stored and not (args.ensemble_dense and args.ensemble_dense_weight):
+        parser.error("--ensemble-dense-stored needs --ensemble-dense and --ensemble-dense-weight")
     device = setup(args)
     if args.tiny:
         args.depths, args.requests = [2, 4], 2
@@ -64,15 +75,25 @@ def main(argv: list[str] | None = None) -> None:
     if hasattr(model, "fit"):
         model.fit(sets)
     _, candidates = TfidfRetriever().search(requests, sets, max(args.depths))
+    stored = None
+    if args.ensemble_dense_stored:  # what an index of this model stores; the first stage's request
+        encode = {"batch_size": args.batch_size, "precision": "fp32", "normalize": True}
+        request_emb = model.bi_encoder.encode(requests, **encode)
+        stored = request_emb, model.bi_encoder.encode(sets, **encode).half().numpy()
     results = {}
     for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:
         for depth in args.depths:
             seconds = []
             for i, request in enumerate(requests):
                 start = time.perf_counter()
+                known = None
+                if stored is not None:
+                    request_emb, set_emb = stored
+                    head = candidates[i : i + 1, :depth]
+                    known = candidate_cosines(request_emb[i : i + 1], set_emb, head)
                 rerank_top(
                     model, [request], sets, candidates[i : i + 1], depth,
-                    batch_size=args.batch_size, precision=precision,
+                    batch_size=args.batch_size, precision=precision, dense_scores=known,
                 )
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)

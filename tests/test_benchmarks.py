@@ -123,6 +123,12 @@ def test_rerank_latency_times_the_ensemble_teacher(tiny_model_dir, tmp_path, dat
     )
     assert set(results) == {"fp32/depth-2", "fp32/depth-4"}
     assert results["fp32/depth-4"]["ms_per_request"]["median"] > 0
+    stored = run_tiny(
+        "rerank_latency", tiny_model_dir, tmp_path / "stored.json", "--data-root", str(data_root),
+        "--precisions", "fp32", "--ensemble-dense", str(tiny_model_dir), "--ensemble-dense-weight", "10",
+        "--ensemble-dense-stored",
+    )
+    assert set(stored) == {"fp32/depth-2", "fp32/depth-4"}
     # the dense member is loaded, not ignored: a missing one stops the run, named
     with pytest.raises(ModelNotFoundError, match=r"^ensemble\.dense .*no-such-model"):
         run_tiny(

@@ -33,6 +33,7 @@ from . import ann_store
 from .dense_search import SearchMatrix
 from .explain import explain
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
+from .rerank_dense import candidate_cosines, reads_index_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ class Recommender:
         ef_search: HNSW search breadth (backend "faiss-hnsw").
         nprobe: IVF lists scanned per request (backend "faiss-ivf").
         rerank: A cross-encoder (or its directory), or an ``EnsembleTeacher`` (fitted here on
-            the catalog), that reorders the retriever's first ``rerank_depth`` sets; None: none.
+            the catalog; a dense member with the index's weights reads the index's embeddings:
+            ``rerank_dense.py``), that reorders the retriever's first ``rerank_depth`` sets.
         rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
     """
 
@@ -150,6 +152,7 @@ class Recommender:
         if hasattr(rerank, "fit"):  # an ensemble's TF-IDF member: idf of this catalog
             rerank.fit(index.set_texts)
         self.reranker, self.rerank_depth = rerank, rerank_depth
+        self._rerank_reads_index = reads_index_embeddings(rerank, index, encoder)
         self._lexical: TfidfScorer | None = None
         self._faiss = None
         # Once per load: the stored rows as a tensor on the search device (no per-request copy).
@@ -220,14 +223,12 @@ class Recommender:
         else:
             depth = min(self.rerank_depth, len(self.index.set_texts))
             _, candidates = self._search(texts, q_emb, max(num_sets, depth), retriever)
+            known = None  # an ensemble's dense cosines, when the index holds its embeddings
+            if self._rerank_reads_index:
+                known = candidate_cosines(q_emb, self.index.set_emb, candidates[:, :depth])
             scores, rows = rerank_top(
-                self.reranker,
-                texts,
-                self.index.set_texts,
-                candidates,
-                depth,
-                batch_size=self.batch_size,
-                precision=self.precision,
+                self.reranker, texts, self.index.set_texts, candidates, depth,
+                batch_size=self.batch_size, precision=self.precision, dense_scores=known,
             )
             scores, rows = scores[:, :num_sets], rows[:, :num_sets]
         # A lexical score of 0 means no word in common: such sets are not matches, whatever

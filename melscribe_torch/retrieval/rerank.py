@@ -23,6 +23,7 @@ def rerank_top(
     *,
     batch_size: int = 64,
     precision: str = "fp32",
+    dense_scores: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder the first ``depth`` candidates of each row by the cross-encoder's logits.
 
@@ -36,6 +37,8 @@ def rerank_top(
         documents: the texts the candidate indices point into.
         candidates: (Q, N) document indices, best first, e.g. a first stage's top-N.
         depth: how many candidates of each row the cross-encoder reads.
+        dense_scores: (Q, >= depth) cosines of the candidates, for a reranker whose ``predict``
+            takes them (an ensemble teacher whose dense member is the first stage's model).
 
     Returns:
         (scores, indices), each (Q, N), best first.
@@ -50,7 +53,10 @@ def rerank_top(
     rows, cols = valid.nonzero(as_tuple=True)  # row-major, the order of scores[valid]
     pairs = [(queries[r], documents[i]) for r, i in zip(rows.tolist(), head[rows, cols].tolist())]
     if pairs:
-        scores[valid] = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
+        known = {} if dense_scores is None else {"dense_scores": dense_scores[:, :depth][valid]}
+        scores[valid] = cross_encoder.predict(
+            pairs, batch_size=batch_size, precision=precision, **known
+        )
     # stable: equal logits keep the first stage's order
     order = torch.argsort(scores, dim=1, descending=True, stable=True)
     scores, head = scores.gather(1, order), head.gather(1, order)

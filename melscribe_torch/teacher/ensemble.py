@@ -39,6 +39,9 @@ class EnsembleTeacher:
         dense_weight: weight of the bi-encoder's cosine (0: no dense member).
         tfidf_weight: weight of the TF-IDF cosine (0: no lexical member).
         max_ngram: TF-IDF terms are word n-grams of 1 to ``max_ngram`` words.
+        dense_source: where ``bi_encoder`` was loaded from (a directory or ``package:``), so a
+            recommender whose index was built with the same weights can hand over the cosines
+            it already has (``recommend/rerank_dense.py``); None: unknown.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class EnsembleTeacher:
         dense_weight: float,
         tfidf_weight: float,
         max_ngram: int,
+        dense_source: str | None = None,
     ) -> None:
         if dense_weight and bi_encoder is None:
             raise ValueError(f"dense_weight is {dense_weight} but no bi-encoder is given: set ensemble.dense")
@@ -57,6 +61,7 @@ class EnsembleTeacher:
         self.dense_weight = float(dense_weight)
         self.tfidf_weight = float(tfidf_weight)
         self.max_ngram = max_ngram
+        self.dense_source = dense_source
         self.tfidf: TfidfScorer | None = None
         self._set_embeddings: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
 
@@ -67,17 +72,29 @@ class EnsembleTeacher:
         return self
 
     def predict(
-        self, pairs: Sequence[tuple[str, str]], *, batch_size: int, precision: str
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        batch_size: int,
+        precision: str,
+        dense_scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(N,) float32 scores of (request, descriptor set) pairs, in input order."""
+        """(N,) float32 scores of (request, descriptor set) pairs, in input order.
+
+        Args:
+            dense_scores: (N,) the dense member's cosines of these pairs when the caller already
+                has them (a first stage that searched with the same model); None: encoded here.
+        """
         scores = self.cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
         if not len(pairs):
             return scores
         queries, documents = (list(side) for side in zip(*pairs))
         if self.dense_weight:
-            q = self._embed(queries, batch_size, precision)
-            d = self._embed_sets(documents, batch_size, precision)
-            scores = scores + self.dense_weight * (q * d).sum(dim=1)
+            if dense_scores is None:
+                q = self._embed(queries, batch_size, precision)
+                d = self._embed_sets(documents, batch_size, precision)
+                dense_scores = (q * d).sum(dim=1)
+            scores = scores + self.dense_weight * dense_scores.float()
         if self.tfidf_weight:
             if self.tfidf is None:
                 raise RuntimeError("the TF-IDF member has no idf yet: call fit(corpus) first")
@@ -145,16 +162,18 @@ def build_teacher_scorer(cross_encoder, settings: dict, aliases: dict[str, dict]
     """
     if not is_active(settings):
         return cross_encoder
-    bi_encoder = None
+    bi_encoder = dense_source = None
     if settings["dense_weight"]:
         check_dense_member(settings, aliases)
-        from ..models.aliases import load_bi_encoder
+        from ..models.aliases import load_bi_encoder, model_spec
 
         bi_encoder = load_bi_encoder(settings["dense"], aliases)
+        dense_source = model_spec(settings["dense"], aliases)["name_or_path"]
     return EnsembleTeacher(
         cross_encoder,
         bi_encoder=bi_encoder,
         dense_weight=settings["dense_weight"],
         tfidf_weight=settings["tfidf_weight"],
         max_ngram=settings["max_ngram"],
+        dense_source=dense_source,
     )

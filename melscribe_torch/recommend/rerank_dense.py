@@ -1,0 +1,46 @@
+"""An ensemble reranker's dense member read from the index instead of encoded again.
+
+The ensemble teacher (``teacher/ensemble.py``) adds ``dense_weight * cos(E(q), E(d))`` to the
+cross-encoder's logit. When E is the model the index was built with, the first stage has just
+encoded the request and the index stores every descriptor set's embedding, so the cosines
+are a dot product away; encoding the request and the candidate sets again is most of what the
+ensemble costs over the cross-encoder alone (docs/distillation.md, the cascade's latency).
+The scores differ from freshly encoded ones only by how the index stores its rows (float16:
+about 1e-3 in a cosine).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .index import SongIndex, model_fingerprint
+
+
+def reads_index_embeddings(reranker, index: SongIndex, encoder) -> bool:
+    """Whether ``reranker`` is an ensemble whose dense member is the index's model: the same
+    weight files (their sha256, as the manifest records them) read with the same pooling and
+    truncation length as ``encoder``, the index's model. Hashes the dense model's weight files
+    once (a fraction of a second for MiniLM)."""
+    bi_encoder = getattr(reranker, "bi_encoder", None)
+    source = getattr(reranker, "dense_source", None)
+    if not getattr(reranker, "dense_weight", 0) or bi_encoder is None or source is None:
+        return False
+    stored = index.manifest["model"].get("weights_sha256")
+    if stored is None or model_fingerprint(source)["weights_sha256"] != stored:
+        return False
+    reads = ("pooling", "max_length")
+    return all(getattr(bi_encoder, key, None) == getattr(encoder, key, -1) for key in reads)
+
+
+def candidate_cosines(q_emb: torch.Tensor, set_emb, candidates: torch.Tensor) -> torch.Tensor:
+    """(Q, N) cosines between each request and its candidate sets' stored embeddings.
+
+    A negative candidate (FAISS's padding when it finds fewer) reads row 0; the reranker scores
+    it -inf whatever this says.
+    """
+    rows = candidates.clamp(min=0)
+    stored = torch.as_tensor(set_emb[rows.flatten().numpy()]).float().view(*rows.shape, -1)
+    return torch.einsum(
+        "qd,qnd->qn", F.normalize(q_emb.float(), dim=-1), F.normalize(stored, dim=-1)
+    )
