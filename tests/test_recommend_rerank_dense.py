@@ -20,16 +20,8 @@ def index_dir(request, tmp_path_factory, tiny_model_dir):
     """An index of float16 rows (the default), stored normalised ("cos") or as encoded ("dot")."""
     tmp = tmp_path_factory.mktemp("rerank-dense")
     catalog = write_csv(tmp / "songs.csv", SONGS)
-    args = [
-        "index",
-        "--catalog",
-        str(catalog),
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        str(tmp / "idx"),
-    ]
-    assert main([*args, "--score", request.param]) == 0
+    args = ["index", "--catalog", str(catalog), "--model", str(tiny_model_dir)]
+    assert main([*args, "--out", str(tmp / "idx"), "--score", request.param]) == 0
     return tmp / "idx"
 
 
