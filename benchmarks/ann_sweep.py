@@ -30,7 +30,7 @@ from common import write_results
 from recommend_latency import recall_against, time_queries
 
 from melscribe_torch.recommend.dense_search import SearchMatrix
-from melscribe_torch.recommend.recommender import build_faiss_index, ivf_lists
+from melscribe_torch.recommend.faiss_index import build_faiss_index, ivf_lists
 
 
 def choose(rows: list[dict], target: float) -> dict | None:

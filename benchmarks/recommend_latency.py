@@ -25,9 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from melscribe_torch.io import atomic_write_json
+from melscribe_torch.models.device import pick_device
 from melscribe_torch.provenance import library_versions, machine_info
 from melscribe_torch.recommend.dense_search import SearchMatrix
-from melscribe_torch.recommend.recommender import build_faiss_index
+from melscribe_torch.recommend.faiss_index import build_faiss_index
 
 
 def random_embeddings(n: int, dim: int, dtype: str, seed: int) -> np.ndarray:

@@ -7,7 +7,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recommend_latency.py"
 
 
-def test_latency_benchmark_writes_json_with_provenance(tmp_path):
+@pytest.mark.parametrize("device", [["--device", "cpu"], []], ids=["cpu", "the-machines-device"])
+def test_latency_benchmark_writes_json_with_provenance(tmp_path, device):
     spec = importlib.util.spec_from_file_location("recommend_latency", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -25,8 +26,7 @@ def test_latency_benchmark_writes_json_with_provenance(tmp_path):
             "1",
             "--backends",
             "exact",
-            "--device",
-            "cpu",
+            *device,
             "--out",
             str(out),
         ]

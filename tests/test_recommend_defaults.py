@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from melscribe_torch.conf import CONF_DIR, read_config, read_option
 from melscribe_torch.recommend import Recommender
 from melscribe_torch.recommend.cli import build_parser
-from melscribe_torch.recommend.recommender import build_faiss_index, ivf_lists
+from melscribe_torch.recommend.faiss_index import build_faiss_index, ivf_lists
 from melscribe_torch.recommend.select_weight import select_fusion_weight
 
 
@@ -32,6 +32,10 @@ def test_the_rerank_depth_is_the_rerank_groups_for_evaluate_the_recommender_and_
     assert defaults(Recommender)["rerank_depth"] == depth
     query = build_parser().parse_args(["query", "--index", "idx", "calm piano"])
     assert query.rerank_depth == depth
+    # the ensemble reranker's members: the ensemble group's (weights 0: the cross-encoder alone)
+    ensemble = read_option("ensemble")
+    members = (query.rerank_dense_weight, query.rerank_tfidf_weight, query.rerank_max_ngram)
+    assert members == (ensemble["dense_weight"], ensemble["tfidf_weight"], ensemble["max_ngram"])
 
 
 def test_approximate_search_defaults_are_the_recommend_groups_ann_block():

@@ -82,3 +82,21 @@ def test_an_ensemble_with_other_weights_encodes_with_its_own_model(
     sets = [", ".join(r.descriptors) for r in recs]
     expected = expected_scores(ensemble, other, sets)
     assert [r.score for r in recs] == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_the_cli_reranks_with_the_ensemble_reading_the_index(index_dir, tiny_model_dir, tmp_path, capsys):
+    import json
+
+    ensemble = ensemble_of(tiny_model_dir, tiny_model_dir)  # its cross-encoder: the one saved here
+    ensemble.cross_encoder.save(tmp_path / "ce")
+    args = ["query", "--index", str(index_dir), REQUEST, "-k", "3", "--json", "--rerank", str(tmp_path / "ce")]
+    assert main([*args, "--rerank-depth", "4", "--rerank-dense-weight", str(DENSE_WEIGHT)]) == 0
+    recs = json.loads(capsys.readouterr().out)["recommendations"]
+    expected = expected_scores(ensemble, tiny_model_dir, [", ".join(r["descriptors"]) for r in recs])
+    assert [r["score"] for r in recs] == pytest.approx(expected.tolist(), abs=DENSE_WEIGHT * 2e-3)
+
+
+def test_ensemble_members_without_a_cross_encoder_are_one_clear_line(index_dir, capsys):
+    args = ["query", "--index", str(index_dir), REQUEST, "--rerank-tfidf-weight", "5"]
+    assert main(args) == 2
+    assert "give rerank (--rerank DIR)" in capsys.readouterr().err

@@ -240,6 +240,15 @@ def test_watch_reloads_after_append(tmp_path, service, encoder):
     assert service.generation.manifest["num_songs"] == 6 and service.reloads == 1
 
 
+def test_an_ensemble_reranker_says_its_score_is_not_a_logit(tmp_path, encoder):
+    from melscribe_torch.teacher.ensemble import EnsembleTeacher
+
+    ensemble = EnsembleTeacher(PianoScorer(), dense_weight=0.0, tfidf_weight=1.0, max_ngram=1)
+    service = _service(tmp_path, encoder, rerank=ensemble, rerank_depth=4)
+    assert service.generation.score_type("dense") == "rerank ensemble score"
+    service.close()
+
+
 def test_a_reranker_orders_the_results_and_survives_a_reload(tmp_path, encoder):
     service = _service(tmp_path, encoder, rerank=PianoScorer(), rerank_depth=4)
     with TestClient(create_app(service, LIMITS)) as client:

@@ -38,7 +38,7 @@ def write_ivf(path: Path, set_emb: np.ndarray, previous: Path | None = None) -> 
     """
     import faiss
 
-    from .recommender import build_faiss_index
+    from .faiss_index import build_faiss_index
 
     if previous is None:
         index = build_faiss_index(set_emb, "ivf")

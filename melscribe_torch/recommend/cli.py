@@ -25,29 +25,11 @@ from . import ann_store
 from .catalog import load_catalog
 from .index import DTYPES, SCORES, model_fingerprint
 from .index_write import build_index
-from .recommender import (
-    BACKENDS,
-    DEFAULT_ALPHA,
-    DEFAULT_HNSW_EF_SEARCH,
-    DEFAULT_IVF_NPROBE,
-    DEFAULT_MAX_NGRAM,
-    DEFAULT_METHOD,
-    DEFAULT_RERANK_DEPTH,
-    RETRIEVERS,
-    Recommendation,
-    Recommender,
-)
+from .cli_options import add_recommender_options, model_path, recommender_options
+from .recommender import DEFAULT_METHOD, Recommendation, Recommender
 from .select_weight import DEFAULT_MAX_NGRAMS, DEFAULT_SPLIT_SEED, DEFAULT_VALID_FRACTION
 
 log = logging.getLogger("melscribe_torch.recommend")
-
-
-def _model_path(name: str) -> str:
-    """A short model name's path (``models.aliases``); anything else unchanged."""
-    # imported here: melscribe_torch.models pulls in transformers, which --help and bad input need not wait for
-    from ..models.aliases import model_spec
-
-    return model_spec(name)["name_or_path"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="with --requests-file: write the JSONL here instead of stdout")
     p.add_argument("-k", type=int, default=10, help="how many songs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_recommender_options(p)
+    add_recommender_options(p)
 
     p = sub.add_parser(
         "serve", help="answer requests over HTTP (JSON API and a web page); model loaded once"
     )
     p.add_argument("--index", required=True, help="the index directory")
-    _add_recommender_options(p)
+    add_recommender_options(p)
     serve_cli.add_arguments(p)
 
     p = sub.add_parser(
@@ -148,74 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_recommender_options(p: argparse.ArgumentParser) -> None:
-    """Options of the `Recommender` (query and serve)."""
-    p.add_argument("--retriever", choices=RETRIEVERS, default="dense")
-    p.add_argument("--model", help="default: the model the index was built with")
-    p.add_argument(
-        "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: weight of the dense side"
-    )
-    p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD, help="hybrid fusion")
-    p.add_argument(
-        "--max-ngram",
-        type=int,
-        default=DEFAULT_MAX_NGRAM,
-        help="lexical / hybrid: TF-IDF over word n-grams up to this length",
-    )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="exact",
-        help="faiss-*: needs faiss-cpu; hnsw and ivf are approximate",
-    )
-    p.add_argument(
-        "--ef-search",
-        type=int,
-        default=DEFAULT_HNSW_EF_SEARCH,
-        help="faiss-hnsw: search breadth (more: higher recall, slower)",
-    )
-    p.add_argument(
-        "--nprobe",
-        type=int,
-        default=DEFAULT_IVF_NPROBE,
-        help="faiss-ivf: lists scanned per request (more: higher recall, slower)",
-    )
-    p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
-    p.add_argument(
-        "--rerank",
-        metavar="DIR",
-        help="a cross-encoder directory (e.g. <run>/cross-encoder) that reorders the retriever's top sets",
-    )
-    p.add_argument(
-        "--rerank-depth",
-        type=int,
-        default=DEFAULT_RERANK_DEPTH,
-        help="with --rerank: first-stage descriptor sets the cross-encoder reads per request",
-    )
-    p.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="check file sizes only, not checksums (faster on big indexes)",
-    )
-
-
-def _recommender_options(args: argparse.Namespace) -> dict:
-    """`Recommender.load` keyword arguments from `_add_recommender_options`' options."""
-    return {
-        "model": None if args.model is None else _model_path(args.model),
-        "verify": not args.no_verify,
-        "alpha": args.alpha,
-        "method": args.method,
-        "max_ngram": args.max_ngram,
-        "backend": args.backend,
-        "ef_search": args.ef_search,
-        "nprobe": args.nprobe,
-        "explain_top": args.explain_top,
-        "rerank": args.rerank,
-        "rerank_depth": args.rerank_depth,
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(take_debug_flag(list(sys.argv[1:] if argv is None else argv)))
@@ -226,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "index": _index,
             "query": _query,
-            "serve": lambda a: serve_cli.serve(a, _recommender_options(a)),
+            "serve": lambda a: serve_cli.serve(a, recommender_options(a)),
             "select-weight": _select_weight,
         }
         return commands[args.command](args)
@@ -248,7 +162,7 @@ def _index(args: argparse.Namespace) -> int:
         args.artist_column,
         link_template=args.link_template,
     )
-    model = _model_path(args.model)
+    model = model_path(args.model)
     fingerprint = model_fingerprint(model)
     encoder = BiEncoder.from_pretrained(model)
     index = build_index(
@@ -290,7 +204,7 @@ def _query(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be a positive integer, got {args.k}")
     if args.explain_top < 0:
         raise ValueError(f"--explain-top must be 0 or more (descriptors per explanation), got {args.explain_top}")
-    options = _recommender_options(args)
+    options = recommender_options(args)
     recommender = Recommender.load(
         args.index, options.pop("model"), verify=options.pop("verify"), **options
     )
@@ -358,7 +272,7 @@ def _select_weight(args: argparse.Namespace) -> int:
     from ..run_folder import training_run_split
     from .select_weight import format_selection, select_fusion_weight
 
-    model = _model_path(args.model)
+    model = model_path(args.model)
     encoder = BiEncoder.from_pretrained(model)
     run = training_run_split(model)
     split = {"valid_fraction": DEFAULT_VALID_FRACTION, "split_seed": DEFAULT_SPLIT_SEED}

@@ -11,7 +11,6 @@ catalog order, so songs sharing a descriptor set share a score.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..conf import read_config, read_option
+from ..conf import read_option
 from ..retrieval import (
     TfidfScorer,
     check_fusion,
@@ -32,24 +31,15 @@ from ..retrieval.rerank import rerank_top
 from . import ann_store
 from .dense_search import SearchMatrix
 from .explain import explain
+from .faiss_index import DEFAULT_HNSW_EF_SEARCH, DEFAULT_IVF_NPROBE, build_faiss_index
 from .index import Encoder, SongIndex, check_compatible, load_index, model_fingerprint
-from .rerank_dense import candidate_cosines, reads_index_embeddings
+from .rerank_dense import candidate_cosines, index_ensemble, reads_index_embeddings
 
 log = logging.getLogger(__name__)
 
 RETRIEVERS = ("dense", "lexical", "hybrid")
 # "faiss" is "faiss-flat" (exact inner product); "faiss-hnsw" and "faiss-ivf" trade recall for speed.
 BACKENDS = ("exact", "faiss", "faiss-flat", "faiss-hnsw", "faiss-ivf")
-FAISS_KINDS = ("flat", "hnsw", "ivf")
-# Approximate search (HNSW, IVF): the `ann` settings of conf/recommend.yaml, which says how
-# they were chosen.
-ANN_DEFAULTS = read_config("recommend")["ann"]
-DEFAULT_HNSW_M = int(ANN_DEFAULTS["hnsw_m"])
-DEFAULT_HNSW_EF_CONSTRUCTION = int(ANN_DEFAULTS["hnsw_ef_construction"])
-DEFAULT_HNSW_EF_SEARCH = int(ANN_DEFAULTS["hnsw_ef_search"])
-DEFAULT_IVF_LISTS_PER_SQRT = float(ANN_DEFAULTS["ivf_lists_per_sqrt"])
-DEFAULT_IVF_TRAIN_PER_LIST = int(ANN_DEFAULTS["ivf_train_per_list"])
-DEFAULT_IVF_NPROBE = int(ANN_DEFAULTS["ivf_nprobe"])
 # Fusion weight of the dense side, fusion method and longest word n-gram of the TF-IDF side
 # (lexical and hybrid) when none is given: the hybrid config group's, which melscribe-evaluate
 # uses too (conf/hybrid/default.yaml says how they were chosen).
@@ -163,7 +153,8 @@ class Recommender:
 
     @classmethod
     def load(
-        cls, index_dir: str | Path, model: str | None = None, *, verify: bool = True, **kwargs
+        cls, index_dir: str | Path, model: str | None = None, *, verify: bool = True,
+        rerank_members: dict | None = None, **kwargs,
     ) -> Recommender:
         """Load an index and its model.
 
@@ -172,6 +163,8 @@ class Recommender:
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
             verify: Check the index's and the model's file checksums (index sizes are always checked).
+            rerank_members: The ensemble teacher's members added to ``rerank``'s logit
+                (``dense_weight``, ``tfidf_weight``, ``max_ngram``), its dense member this model.
             **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device,
                 explain_top, rerank, rerank_depth).
         """
@@ -185,6 +178,8 @@ class Recommender:
         check_compatible(index.manifest, fingerprint, dim=None)
         encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"), verify=verify)
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
+        if rerank_members:  # the ensemble teacher around the cross-encoder, its dense member this model
+            kwargs["rerank"] = index_ensemble(kwargs.get("rerank"), encoder, model, rerank_members, kwargs.get("device"))
         return cls(index, encoder, **kwargs)
 
     def recommend(self, text: str, k: int = 10, retriever: str = "dense") -> list[Recommendation]:
@@ -333,62 +328,3 @@ class Recommender:
                     return out
         return out
 
-
-def ivf_lists(num_rows: int) -> int:
-    """IVF lists for ``num_rows`` rows: ``DEFAULT_IVF_LISTS_PER_SQRT * sqrt(N)`` (4,000 for a million)."""
-    return max(1, round(DEFAULT_IVF_LISTS_PER_SQRT * math.sqrt(num_rows)))
-
-
-def build_faiss_index(
-    d_emb: np.ndarray,
-    kind: str = "flat",
-    *,
-    hnsw_m: int = DEFAULT_HNSW_M,
-    ef_construction: int = DEFAULT_HNSW_EF_CONSTRUCTION,
-    ef_search: int = DEFAULT_HNSW_EF_SEARCH,
-    nlist: int | None = None,
-    nprobe: int = DEFAULT_IVF_NPROBE,
-    train: np.ndarray | None = None,
-):
-    """A FAISS inner-product index over (N, H) embeddings: exact (``flat``), ``hnsw`` or ``ivf``.
-
-    Args:
-        d_emb: The rows (any float dtype; FAISS stores float32).
-        kind: "flat" (IndexFlatIP, exact), "hnsw" (IndexHNSWFlat) or "ivf" (IndexIVFFlat).
-        hnsw_m, ef_construction, ef_search: HNSW graph degree, build and search breadth.
-        nlist: IVF lists (default `ivf_lists`); nprobe: lists scanned per request.
-        train: IVF k-means rows (default: ``DEFAULT_IVF_TRAIN_PER_LIST * nlist`` rows drawn with seed 0).
-
-    Raises:
-        ImportError: faiss is not installed (``pip install melscribe-torch[faiss]``).
-    """
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError(
-            "the FAISS backend needs faiss: pip install faiss-cpu (or use --backend exact)"
-        ) from None
-    if kind not in FAISS_KINDS:
-        raise ValueError(f"unknown FAISS index kind {kind!r}; valid: {', '.join(FAISS_KINDS)}")
-    # FAISS's OpenMP pool defaults to every core; share the threads torch was given instead,
-    # or single requests pay for thread contention on a busy machine.
-    faiss.omp_set_num_threads(torch.get_num_threads())
-    num, dim = d_emb.shape
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        index.hnsw.efSearch = ef_search
-    elif kind == "ivf":
-        nlist = min(nlist or ivf_lists(num), num)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        if train is None:
-            size = min(num, DEFAULT_IVF_TRAIN_PER_LIST * nlist)
-            rows = np.random.default_rng(0).choice(num, size, replace=False)
-            train = d_emb[np.sort(rows)]
-        index.train(np.ascontiguousarray(train, dtype=np.float32))
-        index.nprobe = nprobe
-    else:
-        index = faiss.IndexFlatIP(dim)
-    for start in range(0, num, 65536):
-        index.add(np.ascontiguousarray(d_emb[start : start + 65536], dtype=np.float32))
-    return index

@@ -11,6 +11,8 @@ about 1e-3 in a cosine).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -43,4 +45,38 @@ def candidate_cosines(q_emb: torch.Tensor, set_emb, candidates: torch.Tensor) ->
     stored = torch.as_tensor(set_emb[rows.flatten().numpy()]).float().view(*rows.shape, -1)
     return torch.einsum(
         "qd,qnd->qn", F.normalize(q_emb.float(), dim=-1), F.normalize(stored, dim=-1)
+    )
+
+
+def index_ensemble(cross_encoder, encoder, model: str, members: dict, device=None):
+    """``cross_encoder`` (a directory or a loaded one) inside the ensemble teacher, its dense
+    member the index's own model (``encoder``, loaded from ``model``), so that member reads
+    the index (`reads_index_embeddings`): what ``--rerank-dense-weight`` builds. With both
+    weights 0, ``cross_encoder`` as it is.
+
+    Args:
+        members: ``dense_weight``, ``tfidf_weight``, ``max_ngram`` (the ``ensemble`` config
+            group's keys; its ``dense`` is the index's model here).
+    """
+    from ..teacher.ensemble import EnsembleTeacher, is_active
+
+    if not is_active(members):
+        return cross_encoder
+    if cross_encoder is None:
+        raise ValueError(
+            "rerank_members (--rerank-dense-weight, --rerank-tfidf-weight) add to a cross-encoder's "
+            "logit: give rerank (--rerank DIR)"
+        )
+    if isinstance(cross_encoder, (str, Path)):
+        from ..models import CrossEncoder
+
+        cross_encoder = CrossEncoder.from_pretrained(str(cross_encoder), device=device)
+    dense = bool(members["dense_weight"])
+    return EnsembleTeacher(
+        cross_encoder,
+        bi_encoder=encoder if dense else None,
+        dense_source=model if dense else None,
+        dense_weight=members["dense_weight"],
+        tfidf_weight=members["tfidf_weight"],
+        max_ngram=members["max_ngram"],
     )

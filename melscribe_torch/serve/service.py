@@ -57,8 +57,10 @@ class Generation:
 
     def score_type(self, retriever: str) -> str:
         """What the score of ``retriever`` means, for the client."""
-        if self.recommender.reranker is not None:
-            return "rerank logit"
+        reranker = self.recommender.reranker
+        if reranker is not None:  # an ensemble teacher adds weighted cosines to the logit
+            added = getattr(reranker, "dense_weight", 0) or getattr(reranker, "tfidf_weight", 0)
+            return "rerank ensemble score" if added else "rerank logit"
         if retriever == "dense":
             return "cosine" if self.recommender.index.score == "cos" else "dot product"
         if retriever == "lexical":
