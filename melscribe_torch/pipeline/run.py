@@ -115,12 +115,16 @@ def _run_stages(
     stages = StageRunner(run_dir, rank)
     # The teacher's and the labels' models are checked before the first stage that runs, so a
     # missing one stops the run in seconds, not after mining and an hour of teacher training.
-    check_teacher = (
-        partial(check_teacher_models, settings.teacher, settings.ensemble, aliases) if loss_fn.needs_margins else None
-    )
+    check_teacher = None
+    if loss_fn.needs_margins:
+        check_teacher = partial(check_teacher_models, settings.teacher, settings.ensemble, aliases)
 
     stages.run(
-        "data", QUERIES_FILE, asdict(data), lambda p: prepare_data(run_dir, data), preflight=check_teacher
+        "data",
+        QUERIES_FILE,
+        asdict(data),
+        lambda p: prepare_data(run_dir, data),
+        preflight=check_teacher,
     )
     pairs = read_training_pairs(run_dir)
     stages.run(

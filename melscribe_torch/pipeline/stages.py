@@ -140,7 +140,9 @@ def mine(
         mining.write_hard_negatives(path, pairs, negatives)
 
 
-def check_teacher_models(settings: TeacherSettings, ensemble: EnsembleSettings, aliases: dict[str, dict]) -> None:
+def check_teacher_models(
+    settings: TeacherSettings, ensemble: EnsembleSettings, aliases: dict[str, dict]
+) -> None:
     """Fail at once, in one line naming the setting, when the teacher (``teacher.path`` or
     ``teacher.model``) or the ensemble's dense member (``ensemble.dense``) cannot be loaded here."""
     if settings.path:

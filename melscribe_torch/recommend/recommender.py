@@ -153,8 +153,13 @@ class Recommender:
 
     @classmethod
     def load(
-        cls, index_dir: str | Path, model: str | None = None, *, verify: bool = True,
-        rerank_members: dict | None = None, **kwargs,
+        cls,
+        index_dir: str | Path,
+        model: str | None = None,
+        *,
+        verify: bool = True,
+        rerank_members: dict | None = None,
+        **kwargs,
     ) -> Recommender:
         """Load an index and its model.
 
@@ -179,7 +184,8 @@ class Recommender:
         encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"), verify=verify)
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
         if rerank_members:  # the ensemble teacher around the cross-encoder, its dense member this model
-            kwargs["rerank"] = index_ensemble(kwargs.get("rerank"), encoder, model, rerank_members, kwargs.get("device"))
+            cross_encoder, device = kwargs.get("rerank"), kwargs.get("device")
+            kwargs["rerank"] = index_ensemble(cross_encoder, encoder, model, rerank_members, device)
         return cls(index, encoder, **kwargs)
 
     def recommend(self, text: str, k: int = 10, retriever: str = "dense") -> list[Recommendation]:
@@ -222,8 +228,14 @@ class Recommender:
             if self._rerank_reads_index:
                 known = candidate_cosines(q_emb, self.index.set_emb, candidates[:, :depth])
             scores, rows = rerank_top(
-                self.reranker, texts, self.index.set_texts, candidates, depth,
-                batch_size=self.batch_size, precision=self.precision, dense_scores=known,
+                self.reranker,
+                texts,
+                self.index.set_texts,
+                candidates,
+                depth,
+                batch_size=self.batch_size,
+                precision=self.precision,
+                dense_scores=known,
             )
             scores, rows = scores[:, :num_sets], rows[:, :num_sets]
         # A lexical score of 0 means no word in common: such sets are not matches, whatever
