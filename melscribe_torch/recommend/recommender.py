@@ -97,6 +97,8 @@ class Recommender:
             the catalog; a dense member with the index's weights reads the index's embeddings:
             ``rerank_dense.py``), that reorders the retriever's first ``rerank_depth`` sets.
         rerank_depth: First-stage descriptor sets the cross-encoder reads per request.
+        rerank_members: The ensemble teacher's members added to ``rerank``'s logit
+            (``dense_weight``, ``tfidf_weight``, ``max_ngram``), its dense member ``encoder``.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Recommender:
         nprobe: int = DEFAULT_IVF_NPROBE,
         rerank=None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
+        rerank_members: dict | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -139,6 +142,8 @@ class Recommender:
             from ..models import CrossEncoder
 
             rerank = CrossEncoder.from_pretrained(str(rerank), device=self.device)
+        if rerank_members:  # the ensemble teacher around the cross-encoder, its dense member ``encoder``
+            rerank = index_ensemble(rerank, encoder, rerank_members)
         if hasattr(rerank, "fit"):  # an ensemble's TF-IDF member: idf of this catalog
             rerank.fit(index.set_texts)
         self.reranker, self.rerank_depth = rerank, rerank_depth
@@ -153,13 +158,7 @@ class Recommender:
 
     @classmethod
     def load(
-        cls,
-        index_dir: str | Path,
-        model: str | None = None,
-        *,
-        verify: bool = True,
-        rerank_members: dict | None = None,
-        **kwargs,
+        cls, index_dir: str | Path, model: str | None = None, *, verify: bool = True, **kwargs
     ) -> Recommender:
         """Load an index and its model.
 
@@ -168,10 +167,8 @@ class Recommender:
             model: A model directory or ``package:<module>``; None: the model the index names.
                 A model other than the index's (weights hash or dimension) is an error.
             verify: Check the index's and the model's file checksums (index sizes are always checked).
-            rerank_members: The ensemble teacher's members added to ``rerank``'s logit
-                (``dense_weight``, ``tfidf_weight``, ``max_ngram``), its dense member this model.
             **kwargs: Passed to `Recommender` (alpha, method, max_ngram, backend, device,
-                explain_top, rerank, rerank_depth).
+                explain_top, rerank, rerank_depth, rerank_members).
         """
         from ..models import BiEncoder
 
@@ -183,9 +180,6 @@ class Recommender:
         check_compatible(index.manifest, fingerprint, dim=None)
         encoder = BiEncoder.from_pretrained(model, device=kwargs.get("device"), verify=verify)
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
-        if rerank_members:  # the ensemble teacher around the cross-encoder, its dense member this model
-            cross_encoder, device = kwargs.get("rerank"), kwargs.get("device")
-            kwargs["rerank"] = index_ensemble(cross_encoder, encoder, model, rerank_members, device)
         return cls(index, encoder, **kwargs)
 
     def recommend(self, text: str, k: int = 10, retriever: str = "dense") -> list[Recommendation]:
