@@ -27,6 +27,7 @@ import time
 import torch
 from common import DEFAULT_DATA_ROOT, base_parser, setup, summarize, write_results
 
+from melscribe_torch.conf import read_option
 from melscribe_torch.data.sources import load_musiccaps
 from melscribe_torch.models import CrossEncoder
 from melscribe_torch.recommend.rerank_dense import candidate_cosines
@@ -49,10 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per depth")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
-    parser.add_argument("--ensemble-dense", default=None, help="bi-encoder of the ensemble's dense member")
-    parser.add_argument("--ensemble-dense-weight", type=float, default=0.0)
-    parser.add_argument("--ensemble-tfidf-weight", type=float, default=0.0)
-    parser.add_argument("--ensemble-max-ngram", type=int, default=1)
+    defaults = read_option("ensemble")  # the ensemble group's YAML, where each default is written once
+    parser.add_argument("--ensemble-dense", default=defaults["dense"], help="bi-encoder of the ensemble's dense member")
+    parser.add_argument("--ensemble-dense-weight", type=float, default=defaults["dense_weight"])
+    parser.add_argument("--ensemble-tfidf-weight", type=float, default=defaults["tfidf_weight"])
+    parser.add_argument("--ensemble-max-ngram", type=int, default=defaults["max_ngram"])
     parser.add_argument(
         "--ensemble-dense-stored", action="store_true",
         help="the dense member reads stored set embeddings and the first stage's request embedding",

@@ -185,3 +185,23 @@ def test_in_batch_negatives_with_hard_negatives_use_them_as_extra_columns():
 def test_a_bad_loss_config_is_one_clear_error(override, message):
     with pytest.raises(ValueError, match=message):
         loss_from("loss=mnrl", override)
+
+
+def test_denoised_hard_negatives_drop_those_the_teacher_ranks_above_the_positive():
+    torch.manual_seed(4)
+    q, p, n = (torch.randn(3, 8) for _ in range(3))
+    n[1] = q[1]  # request 1's mined negative is its nearest document: the student would be pushed off it
+    denoised = loss_from("loss=margin_mse+mnrl", "loss.margin_mse.weight=0", "loss.mnrl.hard_negatives=true",
+                         "loss.mnrl.denoise_margin=0", "loss.mnrl.exclude_described=false")
+    assert denoised.needs_margins and denoised.needs_negatives  # the teacher is trained for it
+    margins = torch.tensor([1.5, -0.5, 0.0])  # request 1's mined negative outranks its positive
+    got = denoised(StudentBatch(["a", "b", "c"], ["x", "y", "z"], q, p, n, margins))[0]
+    documents = torch.stack([p, n], dim=1).flatten(0, 1)  # p0, n0, p1, n1, p2, n2
+    scores = 20.0 * F.normalize(q, dim=-1) @ F.normalize(documents, dim=-1).T
+    scores[1, 3] = float("-inf")  # only request 1's own negative; it stays a negative of requests 0 and 2
+    expected = F.cross_entropy(scores, torch.tensor([0, 2, 4]))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    kept = loss_from("loss=mnrl", "loss.mnrl.hard_negatives=true", "loss.mnrl.exclude_described=false")
+    assert kept(StudentBatch(["a", "b", "c"], ["x", "y", "z"], q, p, n))[0].item() != pytest.approx(got.item())
+    with pytest.raises(ValueError, match="set loss.mnrl.hard_negatives=true"):
+        loss_from("loss=margin_mse+mnrl", "loss.mnrl.denoise_margin=0")

@@ -83,7 +83,14 @@ class InBatchNegatives(LossComponent):
         exclude_described: Another request's positive whose every descriptor this request names
             (``data.descriptors.describes``: the sampling would have made it a positive) is not
             one of its negatives: about 6 of the 992 negatives of a batch of 32.
+        denoise_margin: With ``hard_negatives``, a request's mined negative whose teacher margin
+            CE(q, p) - CE(q, n) is below this is not that request's negative: the teacher
+            ranks it (nearly) as high as the positive, so it is likely relevant too (RocketQA's
+            denoised hard negatives, Qu et al. 2021). None: every mined negative counts, and
+            no teacher is needed.
     """
+
+    options_added_later = {"denoise_margin": None}  # every mined negative counts
 
     def __init__(
         self,
@@ -93,13 +100,18 @@ class InBatchNegatives(LossComponent):
         hard_negatives: bool,
         exclude_known_positives: bool,
         exclude_described: bool,
+        denoise_margin: float | None = None,
     ) -> None:
         super().__init__()
+        if denoise_margin is not None and not hard_negatives:
+            raise ValueError("loss.mnrl.denoise_margin filters mined negatives: set loss.mnrl.hard_negatives=true")
         self.scale, self.similarity, self.symmetric = scale, similarity, symmetric
         self.hard_negatives = hard_negatives
         self.exclude_known_positives = exclude_known_positives
         self.exclude_described = exclude_described
+        self.denoise_margin = denoise_margin
         self.needs_negatives = hard_negatives
+        self.needs_margins = denoise_margin is not None
         self.needs_known_positives = exclude_known_positives
         self.mnrl = MultipleNegativesRankingLoss(scale=scale, similarity=similarity, symmetric=symmetric)
 
@@ -124,6 +136,10 @@ class InBatchNegatives(LossComponent):
         documents, columns = batch.p, self.exclusions(batch)
         if self.hard_negatives:
             documents = torch.stack([batch.p, batch.n], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
-            if columns is not None:  # a mined negative is never masked
-                columns = torch.stack([columns, torch.zeros_like(columns)], dim=2).flatten(1, 2)
+            if columns is not None or self.denoise_margin is not None:
+                own = torch.zeros(len(batch.requests), len(batch.requests), dtype=torch.bool, device=batch.q.device)
+                if self.denoise_margin is not None:  # only a request's own mined negative has a teacher margin
+                    own.diagonal().copy_(batch.margins.to(own.device) < self.denoise_margin)
+                positives = columns if columns is not None else torch.zeros_like(own)
+                columns = torch.stack([positives, own], dim=2).flatten(1, 2)  # p0, n0, p1, n1, ...
         return self.mnrl(batch.q, documents, columns)

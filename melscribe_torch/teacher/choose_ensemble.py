@@ -1,0 +1,221 @@
+"""Choose the ensemble teacher's weights on a training run's validation sets.
+
+    python -m melscribe_torch.teacher.choose_ensemble <run dir> <cross-encoder dir>
+
+The first stage (the run's own student, ``<run>/best``, unless ``--first-stage`` names
+another bi-encoder) retrieves each validation request's top ``depth`` descriptor sets. Each
+member scores them once per validation seed: the cross-encoder's logit, the first stage's
+cosine (the dense member is the first stage itself) and TF-IDF cosines over 1 to n words,
+fitted on the validation corpus as the rerank retriever fits them on the corpus searched.
+The grid (conf/choose_ensemble.yaml) then only adds those scores:
+
+    score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos,
+
+as ``teacher/ensemble.py`` scores a pair. One seed chooses (Recall@10, ties MRR@10); the
+others report, since a figure read on the seed that chose is optimistic. The printed
+``ensemble.*=`` overrides give the same ranking through ``rerank:`` in melscribe-evaluate or
+through the labels stage of train.py. No test set is read, and a model trained on a
+validation clip is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..conf import read_config, read_option
+from ..data import RetrievalSet
+from ..evaluation.metrics import ranking_metrics
+from ..mining.hard_negatives import clip_of
+from ..retrieval.lexical import TfidfScorer
+from ..run_folder import CAPTION_SETS, read_validation_sets, training_run_split
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = read_config("choose_ensemble")
+DEFAULT_DEPTH = int(read_option("rerank")["depth"])
+DEFAULT_SEEDS = tuple(int(seed) for seed in read_config("train")["data"]["valid_seeds"])
+METRIC_K = 10
+
+
+@dataclass
+class MemberScores:
+    """One validation set: the first stage's top ``depth`` sets per request and each member's
+    scores of them, (requests, depth) tensors in the first stage's order."""
+
+    ids: np.ndarray  # descriptor-set ids
+    relevant: list[set[str]]
+    dense: torch.Tensor  # the first stage's cosines
+    cross_encoder: torch.Tensor  # the cross-encoder's logits
+    tfidf: dict[int, torch.Tensor]  # longest n-gram -> TF-IDF cosines
+
+
+def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -> None:
+    """Refuse a model whose training run (when it is inside one) saw a validation clip."""
+    valid_clips = {clip_of(qid) for qid in vset.queries}
+    for model_dir in model_dirs:
+        run = training_run_split(model_dir)
+        seen = sorted(valid_clips & run["trained_clips"]) if run else []
+        if seen:
+            raise ValueError(
+                f"{model_dir} was trained on {len(seen)} of these {len(valid_clips)} validation clips "
+                f"(e.g. {', '.join(seen[:3])}): use a model trained on this run's split"
+            )
+
+
+def score_members(
+    first_stage, cross_encoder, vset: RetrievalSet, *, depth: int, max_ngrams: Sequence[int],
+    batch_size: int, precision: str,
+) -> MemberScores:
+    """Retrieve each request's top ``depth`` sets with ``first_stage`` and score them with every member."""
+    qids = [qid for qid in vset.queries if vset.qrels.get(qid)]
+    doc_ids = list(vset.corpus)
+    queries = [vset.queries[qid] for qid in qids]
+    documents = [vset.corpus[doc_id] for doc_id in doc_ids]
+    depth = min(depth, len(documents))
+    encode = {"batch_size": batch_size, "precision": precision, "normalize": True}
+    cosines = first_stage.encode(queries, **encode).float() @ first_stage.encode(documents, **encode).float().T
+    dense, top = torch.topk(cosines, depth, dim=1)
+    pairs = [(queries[row], documents[col]) for row in range(len(queries)) for col in top[row].tolist()]
+    logits = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
+    tfidf = {n: TfidfScorer(documents, n).scores(queries).float().gather(1, top) for n in max_ngrams}
+    return MemberScores(
+        ids=np.asarray(doc_ids)[top.numpy()],
+        relevant=[set(vset.qrels[qid]) for qid in qids],
+        dense=dense,
+        cross_encoder=logits.float().view(len(queries), depth),
+        tfidf=tfidf,
+    )
+
+
+def ensemble_scores(members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int) -> torch.Tensor:
+    """The ensemble teacher's scores of the candidates (dense_weight = tfidf_weight = 0: the cross-encoder's)."""
+    scores = members.cross_encoder + dense_weight * members.dense
+    return scores + tfidf_weight * members.tfidf[max_ngram] if tfidf_weight else scores
+
+
+def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, float]:
+    """Recall@10 and MRR@10 (in %) of the candidates ordered by ``scores`` (ties: first-stage order)."""
+    order = torch.argsort(scores, dim=1, descending=True, stable=True).numpy()
+    ranked = [list(ids[row]) for ids, row in zip(members.ids, order)]
+    metrics = ranking_metrics(ranked, members.relevant, [METRIC_K])
+    return {name: round(100 * metrics[f"{name}@{METRIC_K}"], 2) for name in ("recall", "mrr")}
+
+
+def choose_weights(
+    by_seed: dict[int, MemberScores], *, choose_seed: int, dense_weights: Sequence[float],
+    tfidf_weights: Sequence[float], max_ngrams: Sequence[int],
+) -> dict:
+    """Grid-search the weights on ``choose_seed``; report the choice on every seed.
+
+    Returns:
+        ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram"}, "choose_seed",
+        "grid_top": the five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
+        "cross_encoder", "ensemble"}}, "report_seeds", "report_mean": {the three rows' mean
+        Recall@10 over the seeds that did not choose}}``. Ties: the higher MRR@10, then the
+        earlier cell (shorter n-grams, smaller weights).
+    """
+    if choose_seed not in by_seed:
+        raise ValueError(f"choose seed {choose_seed} is not among the scored seeds {sorted(by_seed)}")
+    cells = list(itertools.product(max_ngrams, dense_weights, tfidf_weights))
+    choosing = by_seed[choose_seed]
+    graded = []
+    for n, a, b in cells:
+        quality = rerank_quality(ensemble_scores(choosing, a, b, n), choosing)
+        graded.append({"max_ngram": n, "dense_weight": a, "tfidf_weight": b, **quality})
+    graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
+    best = graded[0]
+    chosen = {key: best[key] for key in ("dense_weight", "tfidf_weight", "max_ngram")}
+    per_seed = {
+        seed: {
+            "first_stage": rerank_quality(members.dense, members),
+            "cross_encoder": rerank_quality(members.cross_encoder, members),
+            "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
+        }
+        for seed, members in by_seed.items()
+    }
+    report_seeds = [seed for seed in by_seed if seed != choose_seed]
+    report_mean = {
+        row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
+        for row in ("first_stage", "cross_encoder", "ensemble")
+    }
+    return {"chosen": chosen, "choose_seed": choose_seed, "grid_top": graded[:5], "per_seed": per_seed,
+            "report_seeds": report_seeds, "report_mean": report_mean}
+
+
+def format_report(result: dict, first_stage: str) -> str:
+    """The per-seed table, the verdict line and the overrides that reproduce the choice."""
+    c, seeds = result["chosen"], sorted(result["per_seed"])
+    words = "single words" if c["max_ngram"] == 1 else f"1-{c['max_ngram']} words"
+    lines = ["ranking | " + " | ".join(f"seed {s}{' (chose)' if s == result['choose_seed'] else ''}" for s in seeds)
+             + " | R@10, mean of the others"]
+    names = {"first_stage": "the first stage alone", "cross_encoder": "the cross-encoder alone",
+             "ensemble": f"CE + {c['dense_weight']:g} cos + {c['tfidf_weight']:g} TF-IDF ({words})"}
+    for row, name in names.items():
+        cells = [f"{result['per_seed'][s][row]['recall']:.2f} / {result['per_seed'][s][row]['mrr']:.2f}" for s in seeds]
+        mean = result["report_mean"][row]
+        lines.append(f"{name} | " + " | ".join(cells) + (f" | {mean:.2f}" if mean is not None else " | -"))
+    lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
+    lines.append(f"ensemble.dense={first_stage} ensemble.dense_weight={c['dense_weight']:g} "
+                 f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..errors import errors_in_one_line
+    from ..io import atomic_write_json
+    from ..models import CrossEncoder
+    from ..models.aliases import load_bi_encoder, load_model_aliases
+    from ..models.device import pick_device
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a train.py run directory with validation/seed-<n>")
+    parser.add_argument("cross_encoder", help="the cross-encoder directory (e.g. <teacher run>/cross-encoder)")
+    parser.add_argument("--first-stage", help="the bi-encoder that retrieves and is the dense member (default <run>/best)")
+    parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="candidates reranked per request")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    parser.add_argument("--choose-seed", type=int, default=DEFAULTS["choose_seed"])
+    parser.add_argument("--dense-weights", type=float, nargs="+", default=DEFAULTS["dense_weights"])
+    parser.add_argument("--tfidf-weights", type=float, nargs="+", default=DEFAULTS["tfidf_weights"])
+    parser.add_argument("--max-ngrams", type=int, nargs="+", default=DEFAULTS["max_ngrams"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--precision", default=DEFAULTS["precision"])
+    parser.add_argument("--out", help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with errors_in_one_line():
+        first_stage_name = args.first_stage or str(Path(args.run) / "best")
+        if args.choose_seed not in args.seeds:
+            raise ValueError(f"--choose-seed {args.choose_seed} is not among --seeds {args.seeds}")
+        vsets = dict(zip(args.seeds, read_validation_sets(Path(args.run), args.seeds, CAPTION_SETS)))
+        for vset in vsets.values():
+            check_not_trained_on(vset, [first_stage_name, args.cross_encoder])
+        device = pick_device()
+        first_stage = load_bi_encoder(first_stage_name, load_model_aliases(), device=device)
+        cross_encoder = CrossEncoder.from_pretrained(args.cross_encoder, device=device)
+        by_seed = {}
+        for seed, vset in vsets.items():
+            log.info("validation seed %d: scoring the first stage's top %d with each member", seed, args.depth)
+            by_seed[seed] = score_members(
+                first_stage, cross_encoder, vset, depth=args.depth, max_ngrams=args.max_ngrams,
+                batch_size=args.batch_size, precision=args.precision,
+            )
+        result = choose_weights(
+            by_seed, choose_seed=args.choose_seed, dense_weights=args.dense_weights,
+            tfidf_weights=args.tfidf_weights, max_ngrams=args.max_ngrams,
+        )
+        result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, depth=args.depth)
+        print(format_report(result, first_stage_name))
+        if args.out:
+            atomic_write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Choosing the ensemble teacher's weights on a run's validation sets: one seed chooses, the others report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from melscribe_torch.data import RetrievalSet
+from melscribe_torch.data.beir import write_beir
+from melscribe_torch.evaluation.metrics import ranking_metrics
+from melscribe_torch.models import BiEncoder, CrossEncoder
+from melscribe_torch.retrieval.rerank import rerank_top
+from melscribe_torch.teacher.choose_ensemble import (
+    MemberScores,
+    check_not_trained_on,
+    choose_weights,
+    main,
+    score_members,
+)
+from melscribe_torch.teacher.ensemble import EnsembleTeacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SETS = ["rock, guitar, drums", "soft piano, calm", "jazz, bass, drums", "sad piano, slow tempo",
+        "electronic beat, fast tempo", "happy pop, female vocal"]
+REQUESTS = ["calm soft piano music", "a rock song with guitar", "fast electronic beat",
+            "slow sad piano", "jazz with a walking bass", "happy pop with a female singer"]
+
+
+def validation_set(shift: int = 0) -> RetrievalSet:
+    """Request i is about set i; ``shift`` rotates which clip ids they carry (another seed's sample)."""
+    return RetrievalSet(
+        queries={f"clip{(i + shift) % 6}_0": text for i, text in enumerate(REQUESTS)},
+        corpus={f"d{i}": text for i, text in enumerate(SETS)},
+        qrels={f"clip{(i + shift) % 6}_0": {f"d{i}"} for i in range(len(REQUESTS))},
+    )
+
+
+def members(dense, cross_encoder, tfidf, relevant_column=0) -> MemberScores:
+    """Hand-made scores of two candidates per request; the relevant one in ``relevant_column``."""
+    rows = len(dense)
+    ids = np.array([[f"r{row}", f"n{row}"] if relevant_column == 0 else [f"n{row}", f"r{row}"] for row in range(rows)])
+    return MemberScores(ids=ids, relevant=[{f"r{row}"} for row in range(rows)], dense=torch.tensor(dense),
+                        cross_encoder=torch.tensor(cross_encoder), tfidf={1: torch.tensor(tfidf)})
+
+
+def test_one_seed_chooses_and_the_others_only_report():
+    # seed 0: TF-IDF knows the relevant set (column 0) on both requests, the cross-encoder errs;
+    # seed 1: TF-IDF points the wrong way. The choice is seed 0's, reported on seed 1 as it falls.
+    seed0 = members(dense=[[0.5, 0.5]] * 2, cross_encoder=[[0.0, 1.0]] * 2, tfidf=[[0.9, 0.0]] * 2)
+    seed1 = members(dense=[[0.5, 0.5]] * 2, cross_encoder=[[1.0, 0.0]] * 2, tfidf=[[0.0, 0.9]] * 2)
+    result = choose_weights({0: seed0, 1: seed1}, choose_seed=0, dense_weights=[0, 1],
+                            tfidf_weights=[0, 2, 5], max_ngrams=[1])
+    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 2, "max_ngram": 1}  # the first cell that ranks it first
+    assert result["per_seed"][0]["ensemble"] == {"recall": 100.0, "mrr": 100.0}
+    assert result["per_seed"][0]["cross_encoder"]["mrr"] == 50.0
+    # on seed 1 the cross-encoder alone put the relevant set first; 2 * 0.9 TF-IDF overrules it
+    assert result["per_seed"][1]["ensemble"]["mrr"] == 50.0 and result["report_seeds"] == [1]
+    assert result["report_mean"]["ensemble"] == result["per_seed"][1]["ensemble"]["recall"]
+    with pytest.raises(ValueError, match="choose seed 2 is not among"):
+        choose_weights({0: seed0}, choose_seed=2, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1])
+
+
+def test_the_chosen_weights_rank_as_the_ensemble_teacher_reranks(tiny_model_dir):
+    torch.manual_seed(0)
+    first_stage = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    cross_encoder = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    vset, depth = validation_set(), 4
+    scored = score_members(first_stage, cross_encoder, vset, depth=depth, max_ngrams=[1, 3],
+                           batch_size=8, precision="fp32")
+    result = choose_weights({0: scored}, choose_seed=0, dense_weights=[0, 5], tfidf_weights=[0, 5], max_ngrams=[1, 3])
+    chosen = result["chosen"]
+    # the same weights through the scorer that labels margins and serves rerank:<cross-encoder>@<model>
+    teacher = EnsembleTeacher(cross_encoder, bi_encoder=first_stage, **chosen).fit(SETS)
+    queries = list(vset.queries.values())
+    q = first_stage.encode(queries, batch_size=8, precision="fp32", normalize=True)
+    d = first_stage.encode(SETS, batch_size=8, precision="fp32", normalize=True)
+    candidates = torch.topk(q @ d.T, depth, dim=1).indices
+    _, order = rerank_top(teacher, queries, SETS, candidates, depth, batch_size=8, precision="fp32")
+    ranked = [[f"d{i}" for i in row] for row in order.tolist()]
+    expected = ranking_metrics(ranked, list(vset.qrels.values()), [10])
+    assert result["per_seed"][0]["ensemble"] == {
+        "recall": round(100 * expected["recall@10"], 2), "mrr": round(100 * expected["mrr@10"], 2)}
+    torch.testing.assert_close(scored.dense, torch.topk(q @ d.T, depth, dim=1).values, atol=1e-5, rtol=0)
+
+
+def trained_run(tmp_path, clips):
+    """A train.py-like run folder whose model trained on requests of ``clips``."""
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "qgen-queries.jsonl").write_text("".join(json.dumps({"_id": f"{c}_0", "text": c}) + "\n" for c in clips))
+    (run / "qgen-queries.jsonl.meta.json").write_text(json.dumps({"settings": {"valid_fraction": 0.3, "split_seed": 0}}))
+    return run
+
+
+def test_a_model_trained_on_a_validation_clip_is_refused(tmp_path):
+    check_not_trained_on(validation_set(), [trained_run(tmp_path / "a", ["other_clip"]) / "best"])
+    check_not_trained_on(validation_set(), [tmp_path / "not-a-run"])  # unknown training data: nothing to check
+    with pytest.raises(ValueError, match=r"trained on 1 of these 6 validation clips \(e.g. clip3\)"):
+        check_not_trained_on(validation_set(), [trained_run(tmp_path / "b", ["clip3", "x"]) / "best"])
+
+
+def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_path, capsys):
+    run = trained_run(tmp_path, ["other_clip"])
+    shutil.rmtree(run / "best")
+    shutil.copytree(tiny_model_dir, run / "best")
+    for seed in (0, 1):
+        write_beir(validation_set(shift=seed), run / "validation" / f"seed-{seed}")
+    out = tmp_path / "choice.json"
+    main([str(run), str(tiny_model_dir), "--seeds", "0", "1", "--depth", "3", "--dense-weights", "0", "10",
+          "--tfidf-weights", "0", "10", "--max-ngrams", "1", "--precision", "fp32", "--out", str(out)])
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    chosen = result["chosen"]
+    assert f"ensemble.dense={run / 'best'} ensemble.dense_weight={chosen['dense_weight']:g}" in printed
+    assert result["report_seeds"] == [1] and set(result["per_seed"]) == {"0", "1"}
+    assert result["depth"] == 3 and "seed 0 (chose)" in printed
+
+
+def test_the_command_refuses_a_missing_validation_set_in_one_line(tiny_model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "no-run"), str(tiny_model_dir), "--seeds", "0"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "no-run" in error
