@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,7 +52,7 @@ class MarginMSE(LossComponent):
             scale lets them reach a teacher's logit margins without dropping normalisation.
     """
 
-    options_added_later = {"scale": 1.0}  # the student's scores as they are
+    options_added_later: ClassVar[Mapping[str, Any]] = {"scale": 1.0}  # the student's scores as they are
     needs_margins = True
     needs_negatives = True
 

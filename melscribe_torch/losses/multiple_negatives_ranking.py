@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,7 +93,7 @@ class InBatchNegatives(LossComponent):
             no teacher is needed.
     """
 
-    options_added_later = {"denoise_margin": None}  # every mined negative counts
+    options_added_later: ClassVar[Mapping[str, Any]] = {"denoise_margin": None}  # every mined negative counts
 
     def __init__(
         self,
@@ -137,9 +140,10 @@ class InBatchNegatives(LossComponent):
         if self.hard_negatives:
             documents = torch.stack([batch.p, batch.n], dim=1).flatten(0, 1)  # (2B, H): p0, n0, p1, n1, ...
             if columns is not None or self.denoise_margin is not None:
-                own = torch.zeros(len(batch.requests), len(batch.requests), dtype=torch.bool, device=batch.q.device)
+                size = len(batch.requests)
+                positives = columns if columns is not None else torch.zeros(size, size, dtype=torch.bool, device=batch.q.device)
+                negatives = torch.zeros_like(positives)  # a mined negative counts, unless the teacher says below
                 if self.denoise_margin is not None:  # only a request's own mined negative has a teacher margin
-                    own.diagonal().copy_(batch.margins.to(own.device) < self.denoise_margin)
-                positives = columns if columns is not None else torch.zeros_like(own)
-                columns = torch.stack([positives, own], dim=2).flatten(1, 2)  # p0, n0, p1, n1, ...
+                    negatives.diagonal().copy_(batch.margins.to(negatives.device) < self.denoise_margin)
+                columns = torch.stack([positives, negatives], dim=2).flatten(1, 2)  # p0, n0, p1, n1, ...
         return self.mnrl(batch.q, documents, columns)

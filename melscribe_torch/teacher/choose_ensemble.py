@@ -150,7 +150,7 @@ def choose_weights(
             "report_seeds": report_seeds, "report_mean": report_mean}
 
 
-def format_report(result: dict, first_stage: str) -> str:
+def format_report(result: dict) -> str:
     """The per-seed table, the verdict line and the overrides that reproduce the choice."""
     c, seeds = result["chosen"], sorted(result["per_seed"])
     words = "single words" if c["max_ngram"] == 1 else f"1-{c['max_ngram']} words"
@@ -163,7 +163,7 @@ def format_report(result: dict, first_stage: str) -> str:
         mean = result["report_mean"][row]
         lines.append(f"{name} | " + " | ".join(cells) + (f" | {mean:.2f}" if mean is not None else " | -"))
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
-    lines.append(f"ensemble.dense={first_stage} ensemble.dense_weight={c['dense_weight']:g} "
+    lines.append(f"ensemble.dense={result['first_stage']} ensemble.dense_weight={c['dense_weight']:g} "
                  f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}")
     return "\n".join(lines)
 
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             tfidf_weights=args.tfidf_weights, max_ngrams=args.max_ngrams,
         )
         result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, depth=args.depth)
-        print(format_report(result, first_stage_name))
+        print(format_report(result))
         if args.out:
             atomic_write_json(args.out, result)
 
