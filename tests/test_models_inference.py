@@ -1,10 +1,12 @@
 """Inference plumbing: precision contexts, length-sorted batching, atomic directory writes."""
 
 import contextlib
+import logging
 
 import pytest
 import torch
 
+from melscribe_torch.models import device, inference
 from melscribe_torch.models.inference import (
     atomic_directory,
     autocast_context,
@@ -26,13 +28,32 @@ def test_bf16_autocasts_matmuls():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
+def test_auto_autocasts_only_where_bf16_is_native(monkeypatch):
+    monkeypatch.setattr(device, "native_bf16", lambda d: False)
+    assert isinstance(autocast_context(CPU, "auto"), contextlib.nullcontext)
+    monkeypatch.setattr(device, "native_bf16", lambda d: True)
+    with autocast_context(CPU, "auto"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_bf16_asked_of_a_cpu_that_emulates_it_runs_and_warns_once(monkeypatch, caplog):
+    monkeypatch.setattr(inference, "native_bf16", lambda d: False)
+    monkeypatch.setattr(inference, "_warned_emulated", set())
+    with caplog.at_level(logging.WARNING, logger=inference.__name__):
+        for _ in range(2):
+            with autocast_context(CPU, "bf16"):
+                assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    [warning] = caplog.records
+    assert "emulated" in warning.getMessage() and "auto" in warning.getMessage()
+
+
 def test_fp16_on_cpu_says_what_to_use_instead():
     with pytest.raises(ValueError, match="bf16"):
         autocast_context(CPU, "fp16")
 
 
 def test_unknown_precision():
-    with pytest.raises(ValueError, match="fp32, bf16, fp16"):
+    with pytest.raises(ValueError, match="fp32, bf16, fp16, auto"):
         autocast_context(CPU, "int8")
 
 

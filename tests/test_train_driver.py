@@ -23,7 +23,7 @@ from training_fixtures import (
 from melscribe_torch.cli import train
 from melscribe_torch.data import DataError
 from melscribe_torch.data.request_style import TRAINING_LEADS
-from melscribe_torch.models import BiEncoder, ModelNotFoundError
+from melscribe_torch.models import BiEncoder, ModelNotFoundError, device
 
 ARTIFACTS = [
     "corpus.jsonl",
@@ -364,3 +364,15 @@ def test_a_truncated_checkpoint_is_a_clear_error(smoke_run, tiny_model_dir, tiny
 
     with pytest.raises(CheckpointError, match="unreadable"):
         train.run(cfg, tmp_path / "run")
+
+
+def test_auto_precision_is_recorded_as_what_ran(tiny_model_dir, tiny_data, tmp_path, monkeypatch):
+    # a CPU without native bf16: every auto stage runs (and is recorded) in fp32, so a folder
+    # made with bf16 elsewhere is not silently resumed at another precision
+    monkeypatch.setattr(device, "native_bf16", lambda d: False)
+    run_dir = tmp_path / "run"
+    overrides = smoke_overrides(tiny_model_dir, tiny_data, "train.precision=auto")
+    train.run(compose_train(overrides), run_dir)
+    recorded = json.loads((run_dir / "run-settings.json").read_text())["settings"]
+    keys = ["mining.precision", "teacher.precision", "train.precision", "train.label_precision"]
+    assert {key: recorded[key] for key in keys} == dict.fromkeys(keys, "fp32")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,9 @@ from tqdm.auto import tqdm
 
 from ..integrity import write_directory_sums
 from ..io import umask_mode
+from .device import native_bf16, resolve_precision
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Below this many inputs a progress bar is noise (a test, a single query).
@@ -32,20 +36,38 @@ def autocast_context(
 
     Args:
         device: where the forward pass runs.
-        precision: "fp32", "bf16" or "fp16".
+        precision: "fp32", "bf16", "fp16" or "auto" (bf16 where `device` runs it natively,
+            else fp32). bf16 asked of a device that only emulates it runs, with one warning.
 
     Raises:
         ValueError: unknown precision, or fp16 on CPU (CPU fp16 kernels are slow and
             less accurate than bf16 there; use "bf16" or "fp32").
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision not in (*PRECISIONS, "auto"):
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}, auto")
+    precision = resolve_precision(precision, device)
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
     if dtype is torch.float16 and device.type == "cpu":
         raise ValueError("precision='fp16' needs a GPU; on CPU use precision='bf16' or 'fp32'")
+    if dtype is torch.bfloat16 and not native_bf16(device):
+        warn_emulated_bf16(device)
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_warned_emulated: set[str] = set()
+
+
+def warn_emulated_bf16(device: torch.device) -> None:
+    """One warning per device type and process: bf16 runs, but emulated, many times slower."""
+    if device.type in _warned_emulated:
+        return
+    _warned_emulated.add(device.type)
+    log.warning(
+        "precision bf16 on this %s is emulated (no native bf16 kernels) and runs several times "
+        "slower than fp32; precision=auto or fp32 is faster here", device.type
+    )
 
 
 def training_attention(device: torch.device) -> contextlib.AbstractContextManager[Any]:

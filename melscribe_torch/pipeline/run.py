@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from ..data import RetrievalSet
 from ..io import atomic_write_json
 from ..losses import WeightedSum, build_loss, recorded_loss_settings
 from ..models import BiEncoder
+from ..models.device import pick_device, resolve_precision
 from ..provenance import library_versions, machine_info
 from ..run_folder import (
     BEST_DIR,
@@ -83,6 +84,7 @@ def run_pipeline(
         rank, world_size, device: This process under torchrun.
     """
     run_dir = Path(run_dir)
+    settings = resolve_precisions(settings, device or pick_device())
     recorded = {**asdict(settings), "loss": recorded_loss_settings(settings.loss), "world_size": world_size}
     if not ensemble_is_active(recorded["ensemble"]):
         # Recorded only when it changes the labels: run folders begun before the group
@@ -92,6 +94,22 @@ def run_pipeline(
         run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
     ) as folder:
         return _run_stages(run_dir, folder, settings, aliases, rank, world_size, device)
+
+
+def resolve_precisions(settings: Settings, device: torch.device) -> Settings:
+    """Every ``auto`` precision made ``bf16`` or ``fp32`` for `device`, before it is recorded:
+    the run folder says what ran, and folders made with bf16 on bf16 hardware still resume."""
+    mining, teacher, train = settings.mining, settings.teacher, settings.train
+    return replace(
+        settings,
+        mining=replace(mining, precision=resolve_precision(mining.precision, device)),
+        teacher=replace(teacher, precision=resolve_precision(teacher.precision, device)),
+        train=replace(
+            train,
+            precision=resolve_precision(train.precision, device),
+            label_precision=resolve_precision(train.label_precision, device),
+        ),
+    )
 
 
 def _run_stages(
