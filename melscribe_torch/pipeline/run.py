@@ -100,6 +100,8 @@ def resolve_precisions(settings: Settings, device: torch.device) -> Settings:
     """Every ``auto`` precision made ``bf16`` or ``fp32`` for `device`, before it is recorded:
     the run folder says what ran, and folders made with bf16 on bf16 hardware still resume."""
     mining, teacher, train = settings.mining, settings.teacher, settings.train
+    if "auto" in (mining.precision, teacher.precision, train.precision, train.label_precision):
+        log.info("precision auto: %s on this %s", resolve_precision("auto", device), device.type)
     return replace(
         settings,
         mining=replace(mining, precision=resolve_precision(mining.precision, device)),
