@@ -1,8 +1,9 @@
 """The recommender's and select-weight's defaults are the packaged YAML's, read, never copied.
 
-Rerank depth: the rerank config group (melscribe-evaluate's rerank.depth too); approximate
-search: recommend.yaml's ``ann``; select-weight's grid and split: recommend.yaml's
-``select_weight`` with train.py's validation settings (train.yaml's data).
+Rerank depth: the rerank config group (melscribe-evaluate's rerank.depth too); building an
+index, answering requests and serving them: recommend.yaml's ``index``, ``query`` and
+``serve``; approximate search: recommend.yaml's ``ann``; select-weight's grid and split:
+recommend.yaml's ``select_weight`` with train.py's validation settings (train.yaml's data).
 """
 
 import inspect
@@ -13,6 +14,7 @@ from melscribe_torch.conf import CONF_DIR, read_config, read_option
 from melscribe_torch.recommend import Recommender
 from melscribe_torch.recommend.cli import build_parser
 from melscribe_torch.recommend.faiss_index import build_faiss_index, ivf_lists
+from melscribe_torch.recommend.index_write import _write_index
 from melscribe_torch.recommend.select_weight import select_fusion_weight
 
 
@@ -36,6 +38,52 @@ def test_the_rerank_depth_is_the_rerank_groups_for_evaluate_the_recommender_and_
     ensemble = read_option("ensemble")
     members = (query.rerank_dense_weight, query.rerank_tfidf_weight, query.rerank_max_ngram)
     assert members == (ensemble["dense_weight"], ensemble["tfidf_weight"], ensemble["max_ngram"])
+
+
+def test_an_index_is_built_with_the_index_block_from_the_cli_and_the_api():
+    index = read_config("recommend")["index"]
+    args = build_parser().parse_args(["index", "--catalog", "songs.csv", "--out", "idx"])
+    from_cli = {k: getattr(args, k) for k in ("model", "dtype", "score", "batch_size", "precision")}
+    assert from_cli == index
+    api = defaults(_write_index)
+    assert {k: api[k] for k in ("dtype", "score", "batch_size", "precision")} == {
+        k: index[k] for k in ("dtype", "score", "batch_size", "precision")
+    }
+    # select-weight encodes the validation sets the same way
+    select = build_parser().parse_args(["select-weight", "--data-root", "data"])
+    assert (select.model, select.batch_size, select.precision) == (
+        index["model"],
+        index["batch_size"],
+        index["precision"],
+    )
+
+
+def test_requests_are_answered_with_the_query_block_by_the_cli_the_server_and_the_api():
+    query = read_config("recommend")["query"]
+    api = defaults(Recommender)
+    assert {k: api[k] for k in ("backend", "explain_top", "batch_size", "precision")} == {
+        k: query[k] for k in ("backend", "explain_top", "batch_size", "precision")
+    }
+    for method in (Recommender.recommend, Recommender.recommend_batch):
+        assert (defaults(method)["k"], defaults(method)["retriever"]) == (query["k"], query["retriever"])
+    cli = build_parser().parse_args(["query", "--index", "idx", "calm piano"])
+    assert (cli.k, cli.retriever, cli.backend, cli.explain_top) == (
+        query["k"],
+        query["retriever"],
+        query["backend"],
+        query["explain_top"],
+    )
+    serve = build_parser().parse_args(["serve", "--index", "idx"])
+    assert (serve.retriever, serve.precision) == (query["retriever"], query["precision"])
+    from melscribe_torch.serve.app import RecommendBody  # needs the serve extra, as CI installs
+
+    assert RecommendBody(request="calm piano").k == query["k"]
+
+
+def test_the_server_reads_its_limits_and_batching_from_the_serve_block():
+    serve = read_config("recommend")["serve"]
+    args = vars(build_parser().parse_args(["serve", "--index", "idx"]))
+    assert {k: args[k] for k in serve} == serve
 
 
 def test_approximate_search_defaults_are_the_recommend_groups_ann_block():

@@ -24,9 +24,9 @@ from ..serve import cli as serve_cli
 from . import ann_store
 from .catalog import load_catalog
 from .index import DTYPES, SCORES, model_fingerprint
-from .index_write import build_index
+from .index_write import INDEX_DEFAULTS, build_index
 from .cli_options import add_recommender_options, model_path, recommender_options
-from .recommender import DEFAULT_METHOD, Recommendation, Recommender
+from .recommender import DEFAULT_METHOD, QUERY_DEFAULTS, Recommendation, Recommender
 from .select_weight import DEFAULT_MAX_NGRAMS, DEFAULT_SPLIT_SEED, DEFAULT_VALID_FRACTION
 
 log = logging.getLogger("melscribe_torch.recommend")
@@ -48,16 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the index directory")
     p.add_argument(
         "--model",
-        default="minilm-l6",
-        help="a model directory, package:<module> or a short name (default: minilm-l6)",
+        default=INDEX_DEFAULTS["model"],
+        help="a model directory, package:<module> or a short name (default: %(default)s)",
     )
     p.add_argument(
         "--dtype",
         choices=DTYPES,
-        default="float16",
+        default=INDEX_DEFAULTS["dtype"],
         help="embedding storage: float16 halves disk/memory",
     )
-    p.add_argument("--score", choices=SCORES, default="cos", help="cos (stored normalised) or dot")
+    p.add_argument(
+        "--score",
+        choices=SCORES,
+        default=INDEX_DEFAULTS["score"],
+        help="cos (stored normalised) or dot",
+    )
     p.add_argument(
         "--append",
         action="store_true",
@@ -72,11 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the song's source URL from its columns, e.g. "
         "'https://www.youtube.com/watch?v={ytid}&t={start_s}s' (shown by serve)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=INDEX_DEFAULTS["batch_size"])
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16"),
-        default="fp32",
+        default=INDEX_DEFAULTS["precision"],
         help="bf16: faster, tiny ranking changes",
     )
     p.add_argument(
@@ -93,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--requests-file", help="one request per line; writes JSONL (one line per request)"
     )
     p.add_argument("--output", help="with --requests-file: write the JSONL here instead of stdout")
-    p.add_argument("-k", type=int, default=10, help="how many songs")
+    p.add_argument("-k", type=int, default=QUERY_DEFAULTS["k"], help="how many songs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_recommender_options(p)
 
@@ -107,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "select-weight", help="choose the hybrid weight on validation data (training clips)"
     )
-    p.add_argument("--model", default="minilm-l6")
+    p.add_argument("--model", default=INDEX_DEFAULTS["model"])
     p.add_argument("--data-root", required=True, help="the data directory (e.g. ../shared/data)")
     p.add_argument("--method", choices=FUSION_METHODS, default=DEFAULT_METHOD)
     p.add_argument(
@@ -125,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split-seed", type=int, help="clip split seed (default: as --valid-fraction)")
     p.add_argument("--output", help="also write the result (with seeds and versions) as JSON here")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--batch-size", type=int, default=INDEX_DEFAULTS["batch_size"])
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=INDEX_DEFAULTS["precision"])
     return parser
 
 

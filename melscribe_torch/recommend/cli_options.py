@@ -14,6 +14,7 @@ from .recommender import (
     DEFAULT_MAX_NGRAM,
     DEFAULT_METHOD,
     DEFAULT_RERANK_DEPTH,
+    QUERY_DEFAULTS,
     RETRIEVERS,
 )
 
@@ -32,7 +33,7 @@ def model_path(name: str) -> str:
 
 def add_recommender_options(p: argparse.ArgumentParser) -> None:
     """Options of the `Recommender` (query and serve)."""
-    p.add_argument("--retriever", choices=RETRIEVERS, default="dense")
+    p.add_argument("--retriever", choices=RETRIEVERS, default=QUERY_DEFAULTS["retriever"])
     p.add_argument("--model", help="default: the model the index was built with")
     p.add_argument(
         "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: weight of the dense side"
@@ -47,7 +48,7 @@ def add_recommender_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="exact",
+        default=QUERY_DEFAULTS["backend"],
         help="faiss-*: needs faiss-cpu; hnsw and ivf are approximate",
     )
     p.add_argument(
@@ -62,7 +63,12 @@ def add_recommender_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_IVF_NPROBE,
         help="faiss-ivf: lists scanned per request (more: higher recall, slower)",
     )
-    p.add_argument("--explain-top", type=int, default=3, help="descriptors in each explanation")
+    p.add_argument(
+        "--explain-top",
+        type=int,
+        default=QUERY_DEFAULTS["explain_top"],
+        help="descriptors in each explanation",
+    )
     p.add_argument(
         "--rerank",
         metavar="DIR",

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..conf import read_config
 from ..data.descriptors import descriptor_set_text
 from ..io import atomic_write_bytes, atomic_write_json
 from ..locking import exclusive_lock
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 # Texts encoded per call, so that a multi-million-set catalog never holds all its float32
 # embeddings in memory at once.
 ENCODE_BLOCK = 65536
+# How a catalog is encoded and stored when a caller says nothing: recommend.yaml's index block,
+# which melscribe-recommend index reads too.
+INDEX_DEFAULTS = read_config("recommend")["index"]
 
 
 def build_index(songs: Sequence[Song], encoder: Encoder, out_dir: str | Path, model: dict, **kwargs) -> SongIndex:
@@ -63,11 +67,11 @@ def _write_index(
     model: dict,
     *,
     dim: int,
-    dtype: str = "float16",
-    score: str = "cos",
+    dtype: str = INDEX_DEFAULTS["dtype"],
+    score: str = INDEX_DEFAULTS["score"],
     append: bool = False,
-    batch_size: int = 64,
-    precision: str = "fp32",
+    batch_size: int = INDEX_DEFAULTS["batch_size"],
+    precision: str = INDEX_DEFAULTS["precision"],
     ann: str | None = None,
 ) -> SongIndex:
     """Write the index (the caller holds the folder's lock).

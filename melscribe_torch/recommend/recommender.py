@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..conf import read_option
+from ..conf import read_config, read_option
 from ..retrieval import (
     TfidfScorer,
     check_fusion,
@@ -50,6 +50,9 @@ DEFAULT_MAX_NGRAM = int(HYBRID_DEFAULTS["max_ngram"])
 # First-stage descriptor sets a reranking cross-encoder reads per request (`rerank=`): the
 # rerank config group's depth, which melscribe-evaluate's rerank: retrievers use too.
 DEFAULT_RERANK_DEPTH = int(read_option("rerank")["depth"])
+# How requests are answered when a caller says nothing (k, retriever, backend, explanations,
+# encoding): recommend.yaml's query block, which melscribe-recommend query and serve read too.
+QUERY_DEFAULTS = read_config("recommend")["query"]
 
 
 @dataclass
@@ -107,11 +110,11 @@ class Recommender:
         encoder: Encoder,
         alpha: float = DEFAULT_ALPHA,
         method: str = DEFAULT_METHOD,
-        backend: str = "exact",
+        backend: str = QUERY_DEFAULTS["backend"],
         device: str | torch.device | None = None,
-        explain_top: int = 3,
-        batch_size: int = 64,
-        precision: str = "fp32",
+        explain_top: int = QUERY_DEFAULTS["explain_top"],
+        batch_size: int = QUERY_DEFAULTS["batch_size"],
+        precision: str = QUERY_DEFAULTS["precision"],
         max_ngram: int = DEFAULT_MAX_NGRAM,
         ef_search: int = DEFAULT_HNSW_EF_SEARCH,
         nprobe: int = DEFAULT_IVF_NPROBE,
@@ -182,7 +185,9 @@ class Recommender:
         check_compatible(index.manifest, fingerprint, dim=encoder.dim)
         return cls(index, encoder, **kwargs)
 
-    def recommend(self, text: str, k: int = 10, retriever: str = "dense") -> list[Recommendation]:
+    def recommend(
+        self, text: str, k: int = QUERY_DEFAULTS["k"], retriever: str = QUERY_DEFAULTS["retriever"]
+    ) -> list[Recommendation]:
         """The ``k`` best songs for one request.
 
         Args:
@@ -194,7 +199,10 @@ class Recommender:
         return self.recommend_batch([text], k, retriever)[0]
 
     def recommend_batch(
-        self, texts: Sequence[str], k: int = 10, retriever: str = "dense"
+        self,
+        texts: Sequence[str],
+        k: int = QUERY_DEFAULTS["k"],
+        retriever: str = QUERY_DEFAULTS["retriever"],
     ) -> list[list[Recommendation]]:
         """`recommend` for many requests at once (requests encoded together)."""
         if isinstance(texts, str):

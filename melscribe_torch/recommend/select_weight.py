@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..conf import read_config, read_option
+from ..conf import read_config
 from ..data.training import (
     build_validation_set,
     check_no_test_clips,

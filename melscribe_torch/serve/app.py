@@ -26,13 +26,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from ..recommend.recommender import RETRIEVERS, Recommendation
+from ..recommend.recommender import QUERY_DEFAULTS, RETRIEVERS, Recommendation
 from .service import Generation, RecommendService
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Request size limits (the defaults live in the ``serve`` command's options).
+    """Request size limits (their defaults: recommend.yaml's serve block).
 
     Attributes:
         max_request_chars: Longest request text.
@@ -56,7 +56,7 @@ class RecommendBody(BaseModel):
 
     request: str | None = None
     requests: list[str] | None = None
-    k: int = Field(10, description="songs per request")
+    k: int = Field(QUERY_DEFAULTS["k"], description="songs per request")
     retriever: str | None = Field(
         None, description="dense, lexical or hybrid; default: the server's"
     )

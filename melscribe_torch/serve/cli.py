@@ -10,40 +10,57 @@ import argparse
 import logging
 import socket
 
+from ..conf import read_config
+
 log = logging.getLogger(__name__)
+
+# The server's own settings when none is given (recommend.yaml's serve block); the recommender's
+# are query's, shared with melscribe-recommend query.
+SERVE_DEFAULTS = read_config("recommend")["serve"]
+QUERY_PRECISION = read_config("recommend")["query"]["precision"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The serve-only options (the recommender's are shared with ``query``)."""
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
-    p.add_argument("--port", type=int, default=8000, help="0: any free port (printed at start)")
+    d = SERVE_DEFAULTS
+    p.add_argument("--host", default=d["host"], help="address to listen on (loopback by default)")
+    p.add_argument(
+        "--port", type=int, default=d["port"], help="0: any free port (printed at start)"
+    )
     p.add_argument(
         "--device", help="where the model and exact search run (default: CUDA when present)"
     )
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16", "fp16"),
-        default="fp32",
+        default=QUERY_PRECISION,
         help="request encoding precision",
     )
     p.add_argument(
-        "--max-batch", type=int, default=32, help="most requests encoded together (micro-batch)"
+        "--max-batch",
+        type=int,
+        default=d["max_batch"],
+        help="most requests encoded together (micro-batch)",
     )
     p.add_argument(
         "--max-wait-ms",
         type=float,
-        default=5.0,
+        default=d["max_wait_ms"],
         help="longest a request waits for others to share its batch",
     )
-    p.add_argument("--max-request-chars", type=int, default=1000, help="longest request text")
-    p.add_argument("--max-requests", type=int, default=64, help="most requests in one call")
-    p.add_argument("--max-k", type=int, default=100, help="most songs per request")
-    p.add_argument("--max-exclude", type=int, default=1000, help="most ids in exclude_ids")
-    p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body")
+    limits = {
+        "max_request_chars": "longest request text",
+        "max_requests": "most requests in one call",
+        "max_k": "most songs per request",
+        "max_exclude": "most ids in exclude_ids",
+        "max_body_bytes": "largest request body",
+    }
+    for name, what in limits.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name], help=what)
     p.add_argument(
         "--watch-seconds",
         type=float,
-        default=2.0,
+        default=d["watch_seconds"],
         help="reload when the index's manifest changes, checked this often (0: only POST /reload)",
     )
 
