@@ -75,6 +75,8 @@ class EnsembleSettings:
     dense_weight: float
     tfidf_weight: float
     max_ngram: int
+    second_dense: str | None
+    second_dense_weight: float
 
 
 @dataclass

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import build_tiny_model_dir
 from melscribe_torch.data import RetrievalSet
 from melscribe_torch.data.beir import write_beir
 from melscribe_torch.evaluation.metrics import ranking_metrics
@@ -18,7 +19,10 @@ from melscribe_torch.teacher.choose_ensemble import (
     MemberScores,
     check_not_trained_on,
     choose_weights,
+    ensemble_scores,
+    format_report,
     main,
+    rerank_quality,
     score_members,
 )
 from melscribe_torch.teacher.ensemble import EnsembleTeacher
@@ -55,27 +59,49 @@ def test_one_seed_chooses_and_the_others_only_report():
     seed1 = members(dense=[[0.5, 0.5]] * 2, cross_encoder=[[1.0, 0.0]] * 2, tfidf=[[0.0, 0.9]] * 2)
     result = choose_weights({0: seed0, 1: seed1}, choose_seed=0, dense_weights=[0, 1],
                             tfidf_weights=[0, 2, 5], max_ngrams=[1])
-    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 2, "max_ngram": 1}  # the first cell that ranks it first
+    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 2, "max_ngram": 1,  # the first cell that ranks it first
+                                "second_dense": None, "second_dense_weight": 0}
     assert result["per_seed"][0]["ensemble"] == {"recall": 100.0, "mrr": 100.0}
     assert result["per_seed"][0]["cross_encoder"]["mrr"] == 50.0
     # on seed 1 the cross-encoder alone put the relevant set first; 2 * 0.9 TF-IDF overrules it
     assert result["per_seed"][1]["ensemble"]["mrr"] == 50.0 and result["report_seeds"] == [1]
     assert result["report_mean"]["ensemble"] == result["per_seed"][1]["ensemble"]["recall"]
+    assert result["chosen_without_second"] == {**result["chosen"], "second_dense": None, "second_dense_weight": 0}
     with pytest.raises(ValueError, match="choose seed 2 is not among"):
         choose_weights({0: seed0}, choose_seed=2, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1])
 
 
-def test_the_chosen_weights_rank_as_the_ensemble_teacher_reranks(tiny_model_dir):
+def test_a_second_dense_member_is_chosen_only_where_it_ranks_better():
+    # the cross-encoder and the first stage err on both requests; the second member "m2" is right
+    seed0 = members(dense=[[0.0, 1.0]] * 2, cross_encoder=[[0.0, 1.0]] * 2, tfidf=[[0.0, 0.0]] * 2)
+    seed0.second_dense = {"m2": torch.tensor([[0.5, 0.0]] * 2)}
+    result = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0],
+                            max_ngrams=[1], second_dense_weights=[1, 5])
+    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1,
+                                "second_dense": "m2", "second_dense_weight": 5}  # at 1 the CE still wins
+    assert result["per_seed"][0]["ensemble"]["mrr"] == 100.0
+    assert result["per_seed"][0]["ensemble_without_second"]["mrr"] == 50.0
+    assert "+ 5 cos(m2)" in format_report({**result, "first_stage": "s"})
+    # with no second member offered the grid is the cells without one
+    alone = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0], max_ngrams=[1])
+    assert alone["chosen"]["second_dense_weight"] == 0
+
+
+def test_the_chosen_weights_rank_as_the_ensemble_teacher_reranks(tiny_model_dir, tmp_path):
     torch.manual_seed(0)
     first_stage = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
     cross_encoder = CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
     vset, depth = validation_set(), 4
+    second = BiEncoder.from_pretrained(str(build_tiny_model_dir(tmp_path / "second", seed=1)), device="cpu")
     scored = score_members(first_stage, cross_encoder, vset, depth=depth, max_ngrams=[1, 3],
-                           batch_size=8, precision="fp32")
-    result = choose_weights({0: scored}, choose_seed=0, dense_weights=[0, 5], tfidf_weights=[0, 5], max_ngrams=[1, 3])
-    chosen = result["chosen"]
+                           batch_size=8, precision="fp32", second_dense={"second": second})
+    result = choose_weights({0: scored}, choose_seed=0, dense_weights=[0, 5], tfidf_weights=[0, 5], max_ngrams=[1, 3],
+                            second_dense_weights=[5])
+    chosen = {**result["chosen"], "second_dense_weight": 5, "second_dense": "second"}  # the member in use
+    result["per_seed"][0]["ensemble"] = rerank_quality(ensemble_scores(scored, **chosen), scored)
     # the same weights through the scorer that labels margins and serves rerank:<cross-encoder>@<model>
-    teacher = EnsembleTeacher(cross_encoder, bi_encoder=first_stage, **chosen).fit(SETS)
+    weights = {key: chosen[key] for key in ("dense_weight", "tfidf_weight", "max_ngram", "second_dense_weight")}
+    teacher = EnsembleTeacher(cross_encoder, bi_encoder=first_stage, second_bi_encoder=second, **weights).fit(SETS)
     queries = list(vset.queries.values())
     q = first_stage.encode(queries, batch_size=8, precision="fp32", normalize=True)
     d = first_stage.encode(SETS, batch_size=8, precision="fp32", normalize=True)

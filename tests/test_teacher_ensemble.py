@@ -9,7 +9,7 @@ from melscribe_torch.data import RetrievalSet
 from melscribe_torch.models import BiEncoder
 from melscribe_torch.retrieval import TfidfRetriever
 from melscribe_torch.retrieval.lexical import TfidfScorer
-from melscribe_torch.teacher.ensemble import EnsembleTeacher, build_teacher_scorer
+from melscribe_torch.teacher.ensemble import EnsembleTeacher, build_teacher_scorer, recorded_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,6 +54,27 @@ def test_dense_member_adds_its_weighted_cosine(tiny_model_dir):
     assert sorted(encoded) == sorted(QUERIES)
 
 
+def test_second_dense_member_adds_its_own_weighted_cosine(tiny_model_dir, tmp_path):
+    from conftest import build_tiny_model_dir
+
+    first = BiEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    second = BiEncoder.from_pretrained(str(build_tiny_model_dir(tmp_path / "other", seed=1)), device="cpu")
+    teacher = EnsembleTeacher(LengthScorer(), bi_encoder=first, dense_weight=2.0, tfidf_weight=0.0, max_ngram=1,
+                              second_bi_encoder=second, second_dense_weight=3.0)
+
+    def cosines(encoder):
+        return (encoder.encode(QUERIES, normalize=True) @ encoder.encode(CORPUS, normalize=True).T).flatten()
+
+    assert not torch.allclose(cosines(first), cosines(second))  # two members that disagree
+    lengths = torch.tensor([float(len(x)) for x in CORPUS]).repeat(2)
+    expected = lengths + 2.0 * cosines(first) + 3.0 * cosines(second)
+    torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+    # asked again, each member's sets come from its own cache, not the other member's
+    torch.testing.assert_close(teacher.predict(all_pairs(), batch_size=4, precision="fp32"), expected)
+    with pytest.raises(ValueError, match="second_dense_weight is 1.0 but no bi-encoder"):
+        EnsembleTeacher(LengthScorer(), dense_weight=0.0, tfidf_weight=0.0, max_ngram=1, second_dense_weight=1.0)
+
+
 def test_the_set_embedding_cache_drops_the_least_recently_used(tiny_model_dir, monkeypatch):
     from melscribe_torch.teacher import ensemble
 
@@ -62,10 +83,10 @@ def test_the_set_embedding_cache_drops_the_least_recently_used(tiny_model_dir, m
     teacher = EnsembleTeacher(LengthScorer(), bi_encoder=encoder, dense_weight=1.0, tfidf_weight=0.0, max_ngram=1)
     for document in CORPUS[:3]:  # CORPUS[0] is the least recently used when CORPUS[2] comes
         teacher.predict([(QUERIES[0], document)], batch_size=4, precision="fp32")
-    assert [text for text, _ in teacher._set_embeddings] == CORPUS[1:3]
+    assert [text for text, _ in teacher._set_embeddings["dense"]] == CORPUS[1:3]
     # a cached embedding is the one a fresh encoding gives
     fresh = encoder.encode(CORPUS[2:3], normalize=True)[0]
-    torch.testing.assert_close(teacher._set_embeddings[(CORPUS[2], "fp32")], fresh)
+    torch.testing.assert_close(teacher._set_embeddings["dense"][(CORPUS[2], "fp32")], fresh)
 
 
 def test_zero_weights_leave_the_cross_encoder_alone_and_bad_settings_are_clear():
@@ -73,9 +94,20 @@ def test_zero_weights_leave_the_cross_encoder_alone_and_bad_settings_are_clear()
     assert build_teacher_scorer(cross_encoder, OFF) is cross_encoder
     with pytest.raises(ValueError, match="ensemble.dense is not set"):
         build_teacher_scorer(cross_encoder, {**OFF, "dense_weight": 1.0})
+    with pytest.raises(ValueError, match="ensemble.second_dense is not set"):
+        build_teacher_scorer(cross_encoder, {**OFF, "second_dense": None, "second_dense_weight": 1.0})
     unfitted = build_teacher_scorer(cross_encoder, {**OFF, "tfidf_weight": 1.0})
     with pytest.raises(RuntimeError, match=r"call fit\(corpus\) first"):
         unfitted.predict(all_pairs(), batch_size=4, precision="fp32")
+
+
+def test_a_run_folder_records_the_second_member_only_when_it_is_weighted():
+    unweighted = {**OFF, "second_dense": None, "second_dense_weight": 0.0}
+    assert recorded_settings(unweighted) is None  # the cross-encoder alone: nothing recorded
+    # an ensemble without the second member records what folders labelled before it existed did
+    assert recorded_settings({**unweighted, "tfidf_weight": 5.0}) == {**OFF, "tfidf_weight": 5.0}
+    weighted = {**unweighted, "second_dense": "mpnet-base", "second_dense_weight": 10.0}
+    assert recorded_settings(weighted) == weighted
 
 
 def test_margins_of_an_ensemble_are_the_sum_of_its_members_margins():

@@ -223,6 +223,7 @@ def test_a_wrong_teacher_loss_fails_before_mining(tiny_model_dir, tiny_data, tmp
     "overrides, setting",
     [
         (["ensemble.dense={missing}", "ensemble.dense_weight=10"], "ensemble.dense"),
+        (["ensemble.second_dense={missing}", "ensemble.second_dense_weight=10"], "ensemble.second_dense"),
         (["teacher.path={missing}"], "teacher.path"),
     ],
 )

@@ -50,7 +50,7 @@ from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
 from ..settings import Settings
 from ..teacher import build_teacher_loss
-from ..teacher.ensemble import is_active as ensemble_is_active
+from ..teacher.ensemble import recorded_settings as recorded_ensemble
 from .stages import (
     check_teacher_models,
     label,
@@ -86,9 +86,10 @@ def run_pipeline(
     run_dir = Path(run_dir)
     settings = resolve_precisions(settings, device or pick_device())
     recorded = {**asdict(settings), "loss": recorded_loss_settings(settings.loss), "world_size": world_size}
-    if not ensemble_is_active(recorded["ensemble"]):
-        # Recorded only when it changes the labels: run folders begun before the group
-        # existed still resume.
+    # Recorded only as far as it changes the labels: run folders begun before the group (or
+    # before its second dense member) existed still resume.
+    recorded["ensemble"] = recorded_ensemble(recorded["ensemble"])
+    if recorded["ensemble"] is None:
         del recorded["ensemble"]
     with guarded_run_folder(
         run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
@@ -168,9 +169,10 @@ def _run_stages(
             preflight=check_teacher,
         )
         label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}
-        if ensemble_is_active(asdict(settings.ensemble)):
+        ensemble = recorded_ensemble(asdict(settings.ensemble))
+        if ensemble is not None:
             # Only then: labels made by the cross-encoder alone keep their settings (and resume).
-            label_settings["ensemble"] = asdict(settings.ensemble)
+            label_settings["ensemble"] = ensemble
         stages.run(
             "labels",
             GPL_TRAINING_FILE,

@@ -59,7 +59,8 @@ class Generation:
         """What the score of ``retriever`` means, for the client."""
         reranker = self.recommender.reranker
         if reranker is not None:  # an ensemble teacher adds weighted cosines to the logit
-            added = getattr(reranker, "dense_weight", 0) or getattr(reranker, "tfidf_weight", 0)
+            weights = ("dense_weight", "tfidf_weight", "second_dense_weight")
+            added = any(getattr(reranker, weight, 0) for weight in weights)
             return "rerank ensemble score" if added else "rerank logit"
         if retriever == "dense":
             return "cosine" if self.recommender.index.score == "cos" else "dot product"

@@ -5,11 +5,12 @@
 The first stage (the run's own student, ``<run>/best``, unless ``--first-stage`` names
 another bi-encoder) retrieves each validation request's top ``depth`` descriptor sets. Each
 member scores them once per validation seed: the cross-encoder's logit, the first stage's
-cosine (the dense member is the first stage itself) and TF-IDF cosines over 1 to n words,
-fitted on the validation corpus as the rerank retriever fits them on the corpus searched.
-The grid (conf/choose_ensemble.yaml) then only adds those scores:
+cosine (the dense member is the first stage itself), TF-IDF cosines over 1 to n words,
+fitted on the validation corpus as the rerank retriever fits them on the corpus searched, and
+the cosines of each ``--second-dense`` bi-encoder. The grid (conf/choose_ensemble.yaml) then
+only adds those scores:
 
-    score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos,
+    score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos + second_dense_weight * cos2,
 
 as ``teacher/ensemble.py`` scores a pair. One seed chooses (Recall@10, ties MRR@10); the
 others report, since a figure read on the seed that chose is optimistic. The printed
@@ -24,7 +25,7 @@ import argparse
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ class MemberScores:
     dense: torch.Tensor  # the first stage's cosines
     cross_encoder: torch.Tensor  # the cross-encoder's logits
     tfidf: dict[int, torch.Tensor]  # longest n-gram -> TF-IDF cosines
+    second_dense: dict[str, torch.Tensor] = field(default_factory=dict)  # bi-encoder name -> its cosines
 
 
 def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -> None:
@@ -72,9 +74,10 @@ def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -
 
 def score_members(
     first_stage, cross_encoder, vset: RetrievalSet, *, depth: int, max_ngrams: Sequence[int],
-    batch_size: int, precision: str,
+    batch_size: int, precision: str, second_dense: dict | None = None,
 ) -> MemberScores:
-    """Retrieve each request's top ``depth`` sets with ``first_stage`` and score them with every member."""
+    """Retrieve each request's top ``depth`` sets with ``first_stage`` and score them with every
+    member; ``second_dense``: name -> bi-encoder, each a candidate second dense member."""
     qids = [qid for qid in vset.queries if vset.qrels.get(qid)]
     doc_ids = list(vset.corpus)
     queries = [vset.queries[qid] for qid in qids]
@@ -86,19 +89,31 @@ def score_members(
     pairs = [(queries[row], documents[col]) for row in range(len(queries)) for col in top[row].tolist()]
     logits = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
     tfidf = {n: TfidfScorer(documents, n).scores(queries).float().gather(1, top) for n in max_ngrams}
+    second = {
+        name: (encoder.encode(queries, **encode).float() @ encoder.encode(documents, **encode).float().T).gather(1, top)
+        for name, encoder in (second_dense or {}).items()
+    }
     return MemberScores(
         ids=np.asarray(doc_ids)[top.numpy()],
         relevant=[set(vset.qrels[qid]) for qid in qids],
         dense=dense,
         cross_encoder=logits.float().view(len(queries), depth),
         tfidf=tfidf,
+        second_dense=second,
     )
 
 
-def ensemble_scores(members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int) -> torch.Tensor:
-    """The ensemble teacher's scores of the candidates (dense_weight = tfidf_weight = 0: the cross-encoder's)."""
+def ensemble_scores(
+    members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int,
+    second_dense: str | None = None, second_dense_weight: float = 0.0,
+) -> torch.Tensor:
+    """The ensemble teacher's scores of the candidates (every weight 0: the cross-encoder's)."""
     scores = members.cross_encoder + dense_weight * members.dense
-    return scores + tfidf_weight * members.tfidf[max_ngram] if tfidf_weight else scores
+    if tfidf_weight:
+        scores = scores + tfidf_weight * members.tfidf[max_ngram]
+    if second_dense_weight:
+        scores = scores + second_dense_weight * members.second_dense[second_dense]
+    return scores
 
 
 def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, float]:
@@ -111,60 +126,81 @@ def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, flo
 
 def choose_weights(
     by_seed: dict[int, MemberScores], *, choose_seed: int, dense_weights: Sequence[float],
-    tfidf_weights: Sequence[float], max_ngrams: Sequence[int],
+    tfidf_weights: Sequence[float], max_ngrams: Sequence[int], second_dense_weights: Sequence[float] = (),
 ) -> dict:
     """Grid-search the weights on ``choose_seed``; report the choice on every seed.
 
+    Each second dense member scored (``MemberScores.second_dense``) joins the grid with each of
+    ``second_dense_weights``, one member at a time; the cells without one come first.
+
     Returns:
-        ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram"}, "choose_seed",
-        "grid_top": the five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
-        "cross_encoder", "ensemble"}}, "report_seeds", "report_mean": {the three rows' mean
-        Recall@10 over the seeds that did not choose}}``. Ties: the higher MRR@10, then the
-        earlier cell (shorter n-grams, smaller weights).
+        ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram", "second_dense",
+        "second_dense_weight"}, "choose_seed",
+        "chosen_without_second": the best cell with no second dense member, "grid_top": the
+        five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
+        "cross_encoder", "ensemble", "ensemble_without_second"}}, "report_seeds",
+        "report_mean": {each row's mean Recall@10 over the seeds that did not choose}}``. Ties:
+        the higher MRR@10, then the earlier cell (shorter n-grams, smaller weights).
     """
     if choose_seed not in by_seed:
         raise ValueError(f"choose seed {choose_seed} is not among the scored seeds {sorted(by_seed)}")
-    cells = list(itertools.product(max_ngrams, dense_weights, tfidf_weights))
     choosing = by_seed[choose_seed]
+    seconds = [(None, 0.0)] + [(name, w) for name in choosing.second_dense for w in second_dense_weights if w]
+    cells = list(itertools.product(seconds, max_ngrams, dense_weights, tfidf_weights))
     graded = []
-    for n, a, b in cells:
-        quality = rerank_quality(ensemble_scores(choosing, a, b, n), choosing)
-        graded.append({"max_ngram": n, "dense_weight": a, "tfidf_weight": b, **quality})
+    for (second, d), n, a, b in cells:
+        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "second_dense": second, "second_dense_weight": d}
+        graded.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
-    best = graded[0]
-    chosen = {key: best[key] for key in ("dense_weight", "tfidf_weight", "max_ngram")}
+    keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight")
+    chosen = {key: graded[0][key] for key in keys}
+    # what the second member adds: the best cell without one, chosen the same way
+    without = {key: next(c for c in graded if not c["second_dense_weight"])[key] for key in keys}
     per_seed = {
         seed: {
             "first_stage": rerank_quality(members.dense, members),
             "cross_encoder": rerank_quality(members.cross_encoder, members),
             "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
+            "ensemble_without_second": rerank_quality(ensemble_scores(members, **without), members),
         }
         for seed, members in by_seed.items()
     }
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
     report_mean = {
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
-        for row in ("first_stage", "cross_encoder", "ensemble")
+        for row in ("first_stage", "cross_encoder", "ensemble", "ensemble_without_second")
     }
-    return {"chosen": chosen, "choose_seed": choose_seed, "grid_top": graded[:5], "per_seed": per_seed,
+    return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed, "grid_top": graded[:5], "per_seed": per_seed,
             "report_seeds": report_seeds, "report_mean": report_mean}
+
+
+def describe(cell: dict) -> str:
+    """A grid cell as the score it adds up, e.g. 'CE + 20 cos + 10 TF-IDF (1-3 words) + 5 cos(mpnet-base)'."""
+    words = "single words" if cell["max_ngram"] == 1 else f"1-{cell['max_ngram']} words"
+    text = f"CE + {cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
+    if cell["second_dense_weight"]:
+        text += f" + {cell['second_dense_weight']:g} cos({cell['second_dense']})"
+    return text
 
 
 def format_report(result: dict) -> str:
     """The per-seed table, the verdict line and the overrides that reproduce the choice."""
     c, seeds = result["chosen"], sorted(result["per_seed"])
-    words = "single words" if c["max_ngram"] == 1 else f"1-{c['max_ngram']} words"
     lines = ["ranking | " + " | ".join(f"seed {s}{' (chose)' if s == result['choose_seed'] else ''}" for s in seeds)
              + " | R@10, mean of the others"]
     names = {"first_stage": "the first stage alone", "cross_encoder": "the cross-encoder alone",
-             "ensemble": f"CE + {c['dense_weight']:g} cos + {c['tfidf_weight']:g} TF-IDF ({words})"}
+             "ensemble": describe(c)}
+    if c["second_dense_weight"]:
+        names["ensemble_without_second"] = f"{describe(result['chosen_without_second'])} (no second member)"
     for row, name in names.items():
         cells = [f"{result['per_seed'][s][row]['recall']:.2f} / {result['per_seed'][s][row]['mrr']:.2f}" for s in seeds]
         mean = result["report_mean"][row]
         lines.append(f"{name} | " + " | ".join(cells) + (f" | {mean:.2f}" if mean is not None else " | -"))
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
     lines.append(f"ensemble.dense={result['first_stage']} ensemble.dense_weight={c['dense_weight']:g} "
-                 f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}")
+                 f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}"
+                 + (f" ensemble.second_dense={c['second_dense']} ensemble.second_dense_weight={c['second_dense_weight']:g}"
+                    if c["second_dense_weight"] else ""))
     return "\n".join(lines)
 
 
@@ -185,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dense-weights", type=float, nargs="+", default=DEFAULTS["dense_weights"])
     parser.add_argument("--tfidf-weights", type=float, nargs="+", default=DEFAULTS["tfidf_weights"])
     parser.add_argument("--max-ngrams", type=int, nargs="+", default=DEFAULTS["max_ngrams"])
+    parser.add_argument("--second-dense", nargs="+", default=DEFAULTS["second_dense"],
+                        help="bi-encoders tried as a second dense member, one at a time (e.g. mpnet-base)")
+    parser.add_argument("--second-dense-weights", type=float, nargs="+", default=DEFAULTS["second_dense_weights"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--precision", default=DEFAULTS["precision"])
     parser.add_argument("--out", help="also write the result as JSON here")
@@ -196,20 +235,23 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"--choose-seed {args.choose_seed} is not among --seeds {args.seeds}")
         vsets = dict(zip(args.seeds, read_validation_sets(Path(args.run), args.seeds, CAPTION_SETS)))
         for vset in vsets.values():
-            check_not_trained_on(vset, [first_stage_name, args.cross_encoder])
+            check_not_trained_on(vset, [first_stage_name, args.cross_encoder, *args.second_dense])
         device = pick_device()
-        first_stage = load_bi_encoder(first_stage_name, load_model_aliases(), device=device)
+        aliases = load_model_aliases()
+        first_stage = load_bi_encoder(first_stage_name, aliases, device=device)
         cross_encoder = CrossEncoder.from_pretrained(args.cross_encoder, device=device)
+        second_dense = {name: load_bi_encoder(name, aliases, device=device) for name in args.second_dense}
         by_seed = {}
         for seed, vset in vsets.items():
             log.info("validation seed %d: scoring the first stage's top %d with each member", seed, args.depth)
             by_seed[seed] = score_members(
                 first_stage, cross_encoder, vset, depth=args.depth, max_ngrams=args.max_ngrams,
-                batch_size=args.batch_size, precision=args.precision,
+                batch_size=args.batch_size, precision=args.precision, second_dense=second_dense,
             )
         result = choose_weights(
             by_seed, choose_seed=args.choose_seed, dense_weights=args.dense_weights,
             tfidf_weights=args.tfidf_weights, max_ngrams=args.max_ngrams,
+            second_dense_weights=args.second_dense_weights,
         )
         result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, depth=args.depth)
         print(format_report(result))
