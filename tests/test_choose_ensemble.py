@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import build_tiny_model_dir
+
 from melscribe_torch.data import RetrievalSet
 from melscribe_torch.data.beir import write_beir
 from melscribe_torch.evaluation.metrics import ranking_metrics

@@ -38,6 +38,9 @@ from ..run_folder import (
     read_training_rows,
     read_validation_sets,
 )
+from ..settings import Settings
+from ..teacher import build_teacher_loss
+from ..teacher.ensemble import recorded_settings as recorded_ensemble
 from ..training import (
     TrainingFiles,
     examples_from_tuples,
@@ -48,9 +51,6 @@ from ..training import (
 from ..training.distributed import barrier
 from ..training.run_guard import RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
-from ..settings import Settings
-from ..teacher import build_teacher_loss
-from ..teacher.ensemble import recorded_settings as recorded_ensemble
 from .stages import (
     check_teacher_models,
     label,
