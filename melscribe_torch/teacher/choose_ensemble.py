@@ -56,7 +56,8 @@ class MemberScores:
     dense: torch.Tensor  # the first stage's cosines
     cross_encoder: torch.Tensor  # the cross-encoder's logits
     tfidf: dict[int, torch.Tensor]  # longest n-gram -> TF-IDF cosines
-    second_dense: dict[str, torch.Tensor] = field(default_factory=dict)  # bi-encoder name -> its cosines
+    # a candidate second dense member's name -> its cosines
+    second_dense: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -> None:
@@ -84,15 +85,15 @@ def score_members(
     documents = [vset.corpus[doc_id] for doc_id in doc_ids]
     depth = min(depth, len(documents))
     encode = {"batch_size": batch_size, "precision": precision, "normalize": True}
-    cosines = first_stage.encode(queries, **encode).float() @ first_stage.encode(documents, **encode).float().T
-    dense, top = torch.topk(cosines, depth, dim=1)
+
+    def cosines(encoder) -> torch.Tensor:  # (requests, sets)
+        return encoder.encode(queries, **encode).float() @ encoder.encode(documents, **encode).float().T
+
+    dense, top = torch.topk(cosines(first_stage), depth, dim=1)
     pairs = [(queries[row], documents[col]) for row in range(len(queries)) for col in top[row].tolist()]
     logits = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
     tfidf = {n: TfidfScorer(documents, n).scores(queries).float().gather(1, top) for n in max_ngrams}
-    second = {
-        name: (encoder.encode(queries, **encode).float() @ encoder.encode(documents, **encode).float().T).gather(1, top)
-        for name, encoder in (second_dense or {}).items()
-    }
+    second = {name: cosines(encoder).gather(1, top) for name, encoder in (second_dense or {}).items()}
     return MemberScores(
         ids=np.asarray(doc_ids)[top.numpy()],
         relevant=[set(vset.qrels[qid]) for qid in qids],
@@ -126,7 +127,8 @@ def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, flo
 
 def choose_weights(
     by_seed: dict[int, MemberScores], *, choose_seed: int, dense_weights: Sequence[float],
-    tfidf_weights: Sequence[float], max_ngrams: Sequence[int], second_dense_weights: Sequence[float] = (),
+    tfidf_weights: Sequence[float], max_ngrams: Sequence[int],
+    second_dense_weights: Sequence[float] = (),
 ) -> dict:
     """Grid-search the weights on ``choose_seed``; report the choice on every seed.
 
@@ -145,11 +147,12 @@ def choose_weights(
     if choose_seed not in by_seed:
         raise ValueError(f"choose seed {choose_seed} is not among the scored seeds {sorted(by_seed)}")
     choosing = by_seed[choose_seed]
-    seconds = [(None, 0.0)] + [(name, w) for name in choosing.second_dense for w in second_dense_weights if w]
-    cells = list(itertools.product(seconds, max_ngrams, dense_weights, tfidf_weights))
+    seconds = [(None, 0.0)]
+    seconds += [(name, w) for name in choosing.second_dense for w in second_dense_weights if w]
     graded = []
-    for (second, d), n, a, b in cells:
-        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "second_dense": second, "second_dense_weight": d}
+    for (second, d), n, a, b in itertools.product(seconds, max_ngrams, dense_weights, tfidf_weights):
+        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b,
+                "second_dense": second, "second_dense_weight": d}
         graded.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
     keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight")
@@ -170,12 +173,14 @@ def choose_weights(
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
         for row in ("first_stage", "cross_encoder", "ensemble", "ensemble_without_second")
     }
-    return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed, "grid_top": graded[:5], "per_seed": per_seed,
-            "report_seeds": report_seeds, "report_mean": report_mean}
+    return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed,
+            "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
+            "report_mean": report_mean}
 
 
 def describe(cell: dict) -> str:
-    """A grid cell as the score it adds up, e.g. 'CE + 20 cos + 10 TF-IDF (1-3 words) + 5 cos(mpnet-base)'."""
+    """A grid cell as the score it adds up,
+    e.g. 'CE + 20 cos + 10 TF-IDF (1-3 words) + 5 cos(mpnet-base)'."""
     words = "single words" if cell["max_ngram"] == 1 else f"1-{cell['max_ngram']} words"
     text = f"CE + {cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
     if cell["second_dense_weight"]:
@@ -191,7 +196,8 @@ def format_report(result: dict) -> str:
     names = {"first_stage": "the first stage alone", "cross_encoder": "the cross-encoder alone",
              "ensemble": describe(c)}
     if c["second_dense_weight"]:
-        names["ensemble_without_second"] = f"{describe(result['chosen_without_second'])} (no second member)"
+        without = describe(result["chosen_without_second"])
+        names["ensemble_without_second"] = f"{without} (no second member)"
     for row, name in names.items():
         cells = [f"{result['per_seed'][s][row]['recall']:.2f} / {result['per_seed'][s][row]['mrr']:.2f}" for s in seeds]
         mean = result["report_mean"][row]
@@ -199,8 +205,8 @@ def format_report(result: dict) -> str:
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
     lines.append(f"ensemble.dense={result['first_stage']} ensemble.dense_weight={c['dense_weight']:g} "
                  f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}"
-                 + (f" ensemble.second_dense={c['second_dense']} ensemble.second_dense_weight={c['second_dense_weight']:g}"
-                    if c["second_dense_weight"] else ""))
+                 + (f" ensemble.second_dense={c['second_dense']} "
+                    f"ensemble.second_dense_weight={c['second_dense_weight']:g}" if c["second_dense_weight"] else ""))
     return "\n".join(lines)
 
 
@@ -222,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tfidf-weights", type=float, nargs="+", default=DEFAULTS["tfidf_weights"])
     parser.add_argument("--max-ngrams", type=int, nargs="+", default=DEFAULTS["max_ngrams"])
     parser.add_argument("--second-dense", nargs="+", default=DEFAULTS["second_dense"],
-                        help="bi-encoders tried as a second dense member, one at a time (e.g. mpnet-base)")
-    parser.add_argument("--second-dense-weights", type=float, nargs="+", default=DEFAULTS["second_dense_weights"])
+                        help="bi-encoders tried as a second dense member, one at a time (mpnet-base)")
+    parser.add_argument("--second-dense-weights", type=float, nargs="+",
+                        default=DEFAULTS["second_dense_weights"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--precision", default=DEFAULTS["precision"])
     parser.add_argument("--out", help="also write the result as JSON here")
@@ -240,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         aliases = load_model_aliases()
         first_stage = load_bi_encoder(first_stage_name, aliases, device=device)
         cross_encoder = CrossEncoder.from_pretrained(args.cross_encoder, device=device)
-        second_dense = {name: load_bi_encoder(name, aliases, device=device) for name in args.second_dense}
+        second_dense = {name: load_bi_encoder(name, aliases, device=device)
+                        for name in args.second_dense}
         by_seed = {}
         for seed, vset in vsets.items():
             log.info("validation seed %d: scoring the first stage's top %d with each member", seed, args.depth)

@@ -66,7 +66,8 @@ class EnsembleTeacher:
             raise ValueError(f"dense_weight is {dense_weight} but no bi-encoder is given: set ensemble.dense")
         if second_dense_weight and second_bi_encoder is None:
             raise ValueError(
-                f"second_dense_weight is {second_dense_weight} but no bi-encoder is given: set ensemble.second_dense"
+                f"second_dense_weight is {second_dense_weight} but no bi-encoder is given: "
+                "set ensemble.second_dense"
             )
         self.cross_encoder = cross_encoder
         self.bi_encoder = bi_encoder
@@ -77,7 +78,8 @@ class EnsembleTeacher:
         self.max_ngram = max_ngram
         self.dense_source = dense_source
         self.tfidf: TfidfScorer | None = None
-        # one cache per dense member ("dense", "second_dense"): (set text, precision) -> unit embedding
+        # one cache per dense member ("dense", "second_dense"):
+        # (set text, precision) -> unit embedding
         self._set_embeddings: dict[str, OrderedDict[tuple[str, str], torch.Tensor]] = {}
 
     def fit(self, corpus: Sequence[str]) -> EnsembleTeacher:
@@ -120,18 +122,24 @@ class EnsembleTeacher:
             scores = scores + self.tfidf_weight * torch.from_numpy(cosine)
         return scores
 
-    def _cosines(self, member: str, queries: list[str], documents: list[str], batch_size: int, precision: str):
-        """(N,) cosines of a dense member's ("dense" or "second_dense") unit embeddings of each pair."""
+    def _cosines(
+        self, member: str, queries: list[str], documents: list[str], batch_size: int, precision: str
+    ) -> torch.Tensor:
+        """(N,) cosines of a dense member's ("dense", "second_dense") unit embeddings of each pair."""
         encoder = self.bi_encoder if member == "dense" else self.second_bi_encoder
         q = self._embed(encoder, queries, batch_size, precision)
         d = self._embed_sets(member, encoder, documents, batch_size, precision)
         return (q * d).sum(dim=1)
 
     @staticmethod
-    def _encode_distinct(encoder, texts: list[str], batch_size: int, precision: str) -> dict[str, torch.Tensor]:
+    def _encode_distinct(
+        encoder, texts: list[str], batch_size: int, precision: str
+    ) -> dict[str, torch.Tensor]:
         """Text -> unit embedding, each distinct text encoded once."""
         distinct = list(dict.fromkeys(texts))
-        embeddings = encoder.encode(distinct, batch_size=batch_size, precision=precision, normalize=True)
+        embeddings = encoder.encode(
+            distinct, batch_size=batch_size, precision=precision, normalize=True
+        )
         return dict(zip(distinct, embeddings))
 
     def _embed(self, encoder, texts: list[str], batch_size: int, precision: str) -> torch.Tensor:
@@ -140,8 +148,11 @@ class EnsembleTeacher:
         by_text = self._encode_distinct(encoder, texts, batch_size, precision)
         return torch.stack([by_text[text] for text in texts])
 
-    def _embed_sets(self, member: str, encoder, documents: list[str], batch_size: int, precision: str):
-        """Unit embeddings of descriptor sets, each encoded once while it stays in its member's cache."""
+    def _embed_sets(
+        self, member: str, encoder, documents: list[str], batch_size: int, precision: str
+    ) -> torch.Tensor:
+        """Unit embeddings of descriptor sets, each encoded once while it stays in its member's
+        cache."""
         cache = self._set_embeddings.setdefault(member, OrderedDict())
         missing = [text for text in documents if (text, precision) not in cache]
         if missing:
@@ -155,13 +166,15 @@ class EnsembleTeacher:
         return embeddings
 
 
-SECOND_DENSE_KEYS = ("second_dense", "second_dense_weight")
-MEMBERS = {"dense": "dense_weight", "second_dense": "second_dense_weight"}  # dense member -> its weight
+# each dense member's setting -> the setting of its weight
+MEMBERS = {"dense": "dense_weight", "second_dense": "second_dense_weight"}
+SECOND_DENSE_KEYS = ("second_dense", MEMBERS["second_dense"])
 
 
 def is_active(settings: dict) -> bool:
     """True when the ``ensemble`` settings add any member to the cross-encoder."""
-    return bool(settings["dense_weight"] or settings["tfidf_weight"] or settings.get("second_dense_weight"))
+    weights = ("dense_weight", "tfidf_weight", "second_dense_weight")
+    return any(settings.get(weight) for weight in weights)
 
 
 def recorded_settings(settings: dict) -> dict | None:
@@ -211,7 +224,9 @@ def build_teacher_scorer(cross_encoder, settings: dict, aliases: dict[str, dict]
         member: load_bi_encoder(settings[member], aliases) if settings.get(weight_key) else None
         for member, weight_key in MEMBERS.items()
     }
-    dense_source = model_spec(settings["dense"], aliases)["name_or_path"] if encoders["dense"] else None
+    dense_source = None
+    if encoders["dense"] is not None:
+        dense_source = model_spec(settings["dense"], aliases)["name_or_path"]
     return EnsembleTeacher(
         cross_encoder,
         bi_encoder=encoders["dense"],
