@@ -60,7 +60,7 @@ def test_one_seed_chooses_and_the_others_only_report():
     result = choose_weights({0: seed0, 1: seed1}, choose_seed=0, dense_weights=[0, 1],
                             tfidf_weights=[0, 2, 5], max_ngrams=[1])
     assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 2, "max_ngram": 1,  # the first cell that ranks it first
-                                "second_dense": None, "second_dense_weight": 0}
+                                "second_dense": None, "second_dense_weight": 0, "depth": 2}
     assert result["per_seed"][0]["ensemble"] == {"recall": 100.0, "mrr": 100.0}
     assert result["per_seed"][0]["cross_encoder"]["mrr"] == 50.0
     # on seed 1 the cross-encoder alone put the relevant set first; 2 * 0.9 TF-IDF overrules it
@@ -77,7 +77,7 @@ def test_a_second_dense_member_is_chosen_only_where_it_ranks_better():
     seed0.second_dense = {"m2": torch.tensor([[0.5, 0.0]] * 2)}
     result = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0],
                             max_ngrams=[1], second_dense_weights=[1, 5])
-    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1,
+    assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1, "depth": 2,
                                 "second_dense": "m2", "second_dense_weight": 5}  # at 1 the CE still wins
     assert result["per_seed"][0]["ensemble"]["mrr"] == 100.0
     assert result["per_seed"][0]["ensemble_without_second"]["mrr"] == 50.0
@@ -85,6 +85,24 @@ def test_a_second_dense_member_is_chosen_only_where_it_ranks_better():
     # with no second member offered the grid is the cells without one
     alone = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0], max_ngrams=[1])
     assert alone["chosen"]["second_dense_weight"] == 0
+
+
+def test_the_rerank_depth_joins_the_grid_and_the_rest_keep_the_first_stage_order():
+    # first stage: [wrong, relevant, wrong]; the cross-encoder rates the deepest wrong one highest
+    scores = MemberScores(ids=np.array([["a", "r", "b"]]), relevant=[{"r"}], dense=torch.tensor([[0.9, 0.8, 0.7]]),
+                          cross_encoder=torch.tensor([[0.0, 1.0, 5.0]]), tfidf={1: torch.zeros(1, 3)})
+    top = {depth: rerank_quality(ensemble_scores(scores, 0, 0, 1, depth=depth), scores) for depth in (1, 2, 3)}
+    assert [top[d]["mrr"] for d in (1, 2, 3)] == [50.0, 100.0, 50.0]  # depth 1 leaves the first stage's order
+    result = choose_weights({0: scores}, choose_seed=0, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1],
+                            depths=[3, 2, 50])  # 50: past the 3 scored, it reranks all 3 (as 3 does)
+    assert result["chosen"]["depth"] == 2 and list(result["best_by_depth"]) == [3, 2]
+    assert result["best_by_depth"][3]["per_seed"][0]["mrr"] == 50.0
+    assert "rerank.depth=2" in format_report({**result, "first_stage": "s"})
+    scores.cross_encoder = torch.tensor([[0.0, 1.0, -5.0]])  # now depths 2 and 3 rank alike: the first listed wins
+    assert choose_weights({0: scores}, choose_seed=0, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1],
+                          depths=[3, 2])["chosen"]["depth"] == 3
+    with pytest.raises(ValueError, match="depths must be >= 1"):
+        choose_weights({0: scores}, choose_seed=0, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1], depths=[0])
 
 
 def test_the_chosen_weights_rank_as_the_ensemble_teacher_reranks(tiny_model_dir, tmp_path):
@@ -144,7 +162,8 @@ def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_pa
     chosen = result["chosen"]
     assert f"ensemble.dense={run / 'best'} ensemble.dense_weight={chosen['dense_weight']:g}" in printed
     assert result["report_seeds"] == [1] and set(result["per_seed"]) == {"0", "1"}
-    assert result["depth"] == 3 and "seed 0 (chose)" in printed
+    assert result["scored_depth"] == 3 and result["chosen"]["depth"] == 3 and "seed 0 (chose)" in printed
+    assert printed.rstrip().endswith("rerank.depth=3")
 
 
 def test_the_command_refuses_a_missing_validation_set_in_one_line(tiny_model_dir, tmp_path, capsys):

@@ -3,7 +3,8 @@
     python -m melscribe_torch.teacher.choose_ensemble <run dir> <cross-encoder dir>
 
 The first stage (the run's own student, ``<run>/best``, unless ``--first-stage`` names
-another bi-encoder) retrieves each validation request's top ``depth`` descriptor sets. Each
+another bi-encoder) retrieves each validation request's top ``depth`` descriptor sets (the
+largest of ``--depths``: a shallower rerank reorders the first columns of the same scores). Each
 member scores them once per validation seed: the cross-encoder's logit, the first stage's
 cosine (the dense member is the first stage itself), TF-IDF cosines over 1 to n words,
 fitted on the validation corpus as the rerank retriever fits them on the corpus searched, and
@@ -12,7 +13,8 @@ only adds those scores:
 
     score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos + second_dense_weight * cos2,
 
-as ``teacher/ensemble.py`` scores a pair. One seed chooses (Recall@10, ties MRR@10); the
+as ``teacher/ensemble.py`` scores a pair, over the top ``depth`` candidates of each request
+(the rest keep the first stage's order, as ``rerank:`` leaves them). One seed chooses (Recall@10, ties MRR@10); the
 others report, since a figure read on the seed that chose is optimistic. The printed
 ``ensemble.*=`` overrides give the same ranking through ``rerank:`` in melscribe-evaluate or
 through the labels stage of train.py. No test set is read, and a model trained on a
@@ -106,14 +108,21 @@ def score_members(
 
 def ensemble_scores(
     members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int,
-    second_dense: str | None = None, second_dense_weight: float = 0.0,
+    second_dense: str | None = None, second_dense_weight: float = 0.0, depth: int | None = None,
 ) -> torch.Tensor:
-    """The ensemble teacher's scores of the candidates (every weight 0: the cross-encoder's)."""
+    """The ensemble teacher's scores of the candidates (every weight 0: the cross-encoder's).
+
+    ``depth``: rerank only each request's first ``depth`` candidates; the others score -inf,
+    so a stable sort leaves them after the reranked ones in the first stage's order.
+    """
     scores = members.cross_encoder + dense_weight * members.dense
     if tfidf_weight:
         scores = scores + tfidf_weight * members.tfidf[max_ngram]
     if second_dense_weight:
         scores = scores + second_dense_weight * members.second_dense[second_dense]
+    if depth is not None and depth < scores.shape[1]:
+        scores = scores.clone()
+        scores[:, depth:] = float("-inf")
     return scores
 
 
@@ -128,46 +137,62 @@ def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, flo
 def choose_weights(
     by_seed: dict[int, MemberScores], *, choose_seed: int, dense_weights: Sequence[float],
     tfidf_weights: Sequence[float], max_ngrams: Sequence[int],
-    second_dense_weights: Sequence[float] = (),
+    second_dense_weights: Sequence[float] = (), depths: Sequence[int] | None = None,
 ) -> dict:
-    """Grid-search the weights on ``choose_seed``; report the choice on every seed.
+    """Grid-search the weights (and the rerank depth) on ``choose_seed``; report the choice on
+    every seed.
 
     Each second dense member scored (``MemberScores.second_dense``) joins the grid with each of
-    ``second_dense_weights``, one member at a time; the cells without one come first.
+    ``second_dense_weights``, one member at a time; the cells without one come first. Each of
+    ``depths`` (at most the depth scored; default: the depth scored) reranks that many of each
+    request's candidates; the depths are the outermost loop, so a tie goes to the first listed.
 
     Returns:
         ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram", "second_dense",
-        "second_dense_weight"}, "choose_seed",
+        "second_dense_weight", "depth"}, "choose_seed",
         "chosen_without_second": the best cell with no second dense member, "grid_top": the
         five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
-        "cross_encoder", "ensemble", "ensemble_without_second"}}, "report_seeds",
+        "cross_encoder", "ensemble", "ensemble_without_second"}}, "best_by_depth": {depth:
+        {"cell", "per_seed"}}, "report_seeds",
         "report_mean": {each row's mean Recall@10 over the seeds that did not choose}}``. Ties:
         the higher MRR@10, then the earlier cell (shorter n-grams, smaller weights).
     """
     if choose_seed not in by_seed:
         raise ValueError(f"choose seed {choose_seed} is not among the scored seeds {sorted(by_seed)}")
     choosing = by_seed[choose_seed]
+    scored_depth = choosing.cross_encoder.shape[1]
+    if depths and min(depths) < 1:
+        raise ValueError(f"rerank depths must be >= 1, got {list(depths)}")
+    # a depth past the candidates scored (a corpus smaller than it) reranks them all
+    depths = list(dict.fromkeys(min(d, scored_depth) for d in depths or [scored_depth]))
     seconds = [(None, 0.0)]
     seconds += [(name, w) for name in choosing.second_dense for w in second_dense_weights if w]
     graded = []
-    for (second, d), n, a, b in itertools.product(seconds, max_ngrams, dense_weights, tfidf_weights):
+    grid = itertools.product(depths, seconds, max_ngrams, dense_weights, tfidf_weights)
+    for depth, (second, d), n, a, b in grid:
         cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b,
-                "second_dense": second, "second_dense_weight": d}
+                "second_dense": second, "second_dense_weight": d, "depth": depth}
         graded.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
-    keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight")
+    keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight", "depth")
     chosen = {key: graded[0][key] for key in keys}
     # what the second member adds: the best cell without one, chosen the same way
     without = {key: next(c for c in graded if not c["second_dense_weight"])[key] for key in keys}
     per_seed = {
         seed: {
             "first_stage": rerank_quality(members.dense, members),
-            "cross_encoder": rerank_quality(members.cross_encoder, members),
+            "cross_encoder": rerank_quality(ensemble_scores(members, 0, 0, 1, depth=chosen["depth"]), members),
             "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
             "ensemble_without_second": rerank_quality(ensemble_scores(members, **without), members),
         }
         for seed, members in by_seed.items()
     }
+    # how the depth matters: each depth's best cell on the choosing seed, on every seed
+    by_depth = {}
+    for depth in depths:
+        cell = {key: next(c for c in graded if c["depth"] == depth)[key] for key in keys}
+        by_depth[depth] = {"cell": cell, "per_seed": {
+            seed: rerank_quality(ensemble_scores(members, **cell), members) for seed, members in by_seed.items()}}
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
     report_mean = {
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
@@ -175,7 +200,7 @@ def choose_weights(
     }
     return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed,
             "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
-            "report_mean": report_mean}
+            "report_mean": report_mean, "best_by_depth": by_depth}
 
 
 def describe(cell: dict) -> str:
@@ -185,7 +210,7 @@ def describe(cell: dict) -> str:
     text = f"CE + {cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
     if cell["second_dense_weight"]:
         text += f" + {cell['second_dense_weight']:g} cos({cell['second_dense']})"
-    return text
+    return text + (f", top {cell['depth']}" if "depth" in cell else "")
 
 
 def format_report(result: dict) -> str:
@@ -193,7 +218,8 @@ def format_report(result: dict) -> str:
     c, seeds = result["chosen"], sorted(result["per_seed"])
     lines = ["ranking | " + " | ".join(f"seed {s}{' (chose)' if s == result['choose_seed'] else ''}" for s in seeds)
              + " | R@10, mean of the others"]
-    names = {"first_stage": "the first stage alone", "cross_encoder": "the cross-encoder alone",
+    names = {"first_stage": "the first stage alone",
+             "cross_encoder": f"the cross-encoder alone, top {c['depth']}",
              "ensemble": describe(c)}
     if c["second_dense_weight"]:
         without = describe(result["chosen_without_second"])
@@ -202,11 +228,19 @@ def format_report(result: dict) -> str:
         cells = [f"{result['per_seed'][s][row]['recall']:.2f} / {result['per_seed'][s][row]['mrr']:.2f}" for s in seeds]
         mean = result["report_mean"][row]
         lines.append(f"{name} | " + " | ".join(cells) + (f" | {mean:.2f}" if mean is not None else " | -"))
+    by_depth = result.get("best_by_depth", {})
+    for depth, best in by_depth.items() if len(by_depth) > 1 else ():
+        quality = best["per_seed"]
+        cells = [f"{quality[s]['recall']:.2f} / {quality[s]['mrr']:.2f}" for s in seeds]
+        others = [quality[s]["recall"] for s in seeds if s != result["choose_seed"]]
+        mean = f"{np.mean(others):.2f}" if others else "-"
+        lines.append(f"best at depth {depth}: {describe(best['cell'])} | " + " | ".join(cells) + f" | {mean}")
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
     lines.append(f"ensemble.dense={result['first_stage']} ensemble.dense_weight={c['dense_weight']:g} "
                  f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}"
                  + (f" ensemble.second_dense={c['second_dense']} "
-                    f"ensemble.second_dense_weight={c['second_dense_weight']:g}" if c["second_dense_weight"] else ""))
+                    f"ensemble.second_dense_weight={c['second_dense_weight']:g}" if c["second_dense_weight"] else "")
+                 + f" rerank.depth={c['depth']}")
     return "\n".join(lines)
 
 
@@ -221,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run", help="a train.py run directory with validation/seed-<n>")
     parser.add_argument("cross_encoder", help="the cross-encoder directory (e.g. <teacher run>/cross-encoder)")
     parser.add_argument("--first-stage", help="the bi-encoder that retrieves and is the dense member (default <run>/best)")
-    parser.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="candidates reranked per request")
+    parser.add_argument("--depths", "--depth", type=int, nargs="+", default=[DEFAULT_DEPTH],
+                        help="candidates reranked per request; several join the grid (20 50 100)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--choose-seed", type=int, default=DEFAULTS["choose_seed"])
     parser.add_argument("--dense-weights", type=float, nargs="+", default=DEFAULTS["dense_weights"])
@@ -251,17 +286,17 @@ def main(argv: list[str] | None = None) -> None:
                         for name in args.second_dense}
         by_seed = {}
         for seed, vset in vsets.items():
-            log.info("validation seed %d: scoring the first stage's top %d with each member", seed, args.depth)
+            log.info("validation seed %d: scoring the first stage's top %d with each member", seed, max(args.depths))
             by_seed[seed] = score_members(
-                first_stage, cross_encoder, vset, depth=args.depth, max_ngrams=args.max_ngrams,
+                first_stage, cross_encoder, vset, depth=max(args.depths), max_ngrams=args.max_ngrams,
                 batch_size=args.batch_size, precision=args.precision, second_dense=second_dense,
             )
         result = choose_weights(
             by_seed, choose_seed=args.choose_seed, dense_weights=args.dense_weights,
             tfidf_weights=args.tfidf_weights, max_ngrams=args.max_ngrams,
-            second_dense_weights=args.second_dense_weights,
+            second_dense_weights=args.second_dense_weights, depths=args.depths,
         )
-        result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, depth=args.depth)
+        result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, scored_depth=max(args.depths))
         print(format_report(result))
         if args.out:
             atomic_write_json(args.out, result)
