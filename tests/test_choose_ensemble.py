@@ -67,6 +67,11 @@ def test_one_seed_chooses_and_the_others_only_report():
     assert result["per_seed"][1]["ensemble"]["mrr"] == 50.0 and result["report_seeds"] == [1]
     assert result["report_mean"]["ensemble"] == result["per_seed"][1]["ensemble"]["recall"]
     assert result["chosen_without_second"] == {**result["chosen"], "second_dense": None, "second_dense_weight": 0}
+    # the same grid without the cross-encoder: the first cell that ranks as well (TF-IDF alone)
+    assert result["without_cross_encoder"] == {"max_ngram": 1, "dense_weight": 0, "tfidf_weight": 2,
+                                               "depth": 2, "cross_encoder_weight": 0}
+    assert result["per_seed"][0]["without_cross_encoder"]["mrr"] == 100.0
+    assert "0 cos + 2 TF-IDF (single words), top 2 (no cross-encoder)" in format_report({**result, "first_stage": "s"})
     with pytest.raises(ValueError, match="choose seed 2 is not among"):
         choose_weights({0: seed0}, choose_seed=2, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1])
 

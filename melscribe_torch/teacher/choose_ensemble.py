@@ -109,13 +109,17 @@ def score_members(
 def ensemble_scores(
     members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int,
     second_dense: str | None = None, second_dense_weight: float = 0.0, depth: int | None = None,
+    cross_encoder_weight: float = 1.0,
 ) -> torch.Tensor:
     """The ensemble teacher's scores of the candidates (every weight 0: the cross-encoder's).
+
+    ``cross_encoder_weight`` 0 gives the ensemble without its cross-encoder (the student fused
+    with TF-IDF), the row that asks whether the cross-encoder earns its cost.
 
     ``depth``: rerank only each request's first ``depth`` candidates; the others score -inf,
     so a stable sort leaves them after the reranked ones in the first stage's order.
     """
-    scores = members.cross_encoder + dense_weight * members.dense
+    scores = cross_encoder_weight * members.cross_encoder + dense_weight * members.dense
     if tfidf_weight:
         scores = scores + tfidf_weight * members.tfidf[max_ngram]
     if second_dense_weight:
@@ -152,8 +156,9 @@ def choose_weights(
         "second_dense_weight", "depth"}, "choose_seed",
         "chosen_without_second": the best cell with no second dense member, "grid_top": the
         five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
-        "cross_encoder", "ensemble", "ensemble_without_second"}}, "best_by_depth": {depth:
-        {"cell", "per_seed"}}, "report_seeds",
+        "cross_encoder", "ensemble", "ensemble_without_second", "without_cross_encoder"}},
+        "without_cross_encoder": the best cell of cos and TF-IDF alone (None when the grid has
+        no nonzero weight), "best_by_depth": {depth: {"cell", "per_seed"}}, "report_seeds",
         "report_mean": {each row's mean Recall@10 over the seeds that did not choose}}``. Ties:
         the higher MRR@10, then the earlier cell (shorter n-grams, smaller weights).
     """
@@ -178,12 +183,22 @@ def choose_weights(
     chosen = {key: graded[0][key] for key in keys}
     # what the second member adds: the best cell without one, chosen the same way
     without = {key: next(c for c in graded if not c["second_dense_weight"])[key] for key in keys}
+    # what the cross-encoder adds: the best cell without it (cos and TF-IDF only), chosen the same way
+    fused = []
+    for depth, n, a, b in itertools.product(depths, max_ngrams, dense_weights, tfidf_weights):
+        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "depth": depth, "cross_encoder_weight": 0}
+        if a or b:
+            fused.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
+    fused.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))
+    no_cross_encoder = {key: value for key, value in fused[0].items() if key not in ("recall", "mrr")} if fused else None
     per_seed = {
         seed: {
             "first_stage": rerank_quality(members.dense, members),
             "cross_encoder": rerank_quality(ensemble_scores(members, 0, 0, 1, depth=chosen["depth"]), members),
             "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
             "ensemble_without_second": rerank_quality(ensemble_scores(members, **without), members),
+            **({"without_cross_encoder": rerank_quality(ensemble_scores(members, **no_cross_encoder), members)}
+               if no_cross_encoder else {}),
         }
         for seed, members in by_seed.items()
     }
@@ -196,19 +211,20 @@ def choose_weights(
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
     report_mean = {
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
-        for row in ("first_stage", "cross_encoder", "ensemble", "ensemble_without_second")
+        for row in per_seed[choose_seed]
     }
     return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed,
             "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
-            "report_mean": report_mean, "best_by_depth": by_depth}
+            "report_mean": report_mean, "best_by_depth": by_depth, "without_cross_encoder": no_cross_encoder}
 
 
 def describe(cell: dict) -> str:
     """A grid cell as the score it adds up,
     e.g. 'CE + 20 cos + 10 TF-IDF (1-3 words) + 5 cos(mpnet-base)'."""
     words = "single words" if cell["max_ngram"] == 1 else f"1-{cell['max_ngram']} words"
-    text = f"CE + {cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
-    if cell["second_dense_weight"]:
+    text = "" if cell.get("cross_encoder_weight", 1) == 0 else "CE + "
+    text += f"{cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
+    if cell.get("second_dense_weight"):
         text += f" + {cell['second_dense_weight']:g} cos({cell['second_dense']})"
     return text + (f", top {cell['depth']}" if "depth" in cell else "")
 
@@ -224,6 +240,8 @@ def format_report(result: dict) -> str:
     if c["second_dense_weight"]:
         without = describe(result["chosen_without_second"])
         names["ensemble_without_second"] = f"{without} (no second member)"
+    if result.get("without_cross_encoder"):
+        names["without_cross_encoder"] = f"{describe(result['without_cross_encoder'])} (no cross-encoder)"
     for row, name in names.items():
         cells = [f"{result['per_seed'][s][row]['recall']:.2f} / {result['per_seed'][s][row]['mrr']:.2f}" for s in seeds]
         mean = result["report_mean"][row]
