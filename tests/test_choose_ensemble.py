@@ -60,7 +60,8 @@ def test_one_seed_chooses_and_the_others_only_report():
     result = choose_weights({0: seed0, 1: seed1}, choose_seed=0, dense_weights=[0, 1],
                             tfidf_weights=[0, 2, 5], max_ngrams=[1])
     assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 2, "max_ngram": 1,  # the first cell that ranks it first
-                                "second_dense": None, "second_dense_weight": 0, "depth": 2}
+                                "second_dense": None, "second_dense_weight": 0, "depth": 2,
+                                "second_cross_encoder_weight": 0}
     assert result["per_seed"][0]["ensemble"] == {"recall": 100.0, "mrr": 100.0}
     assert result["per_seed"][0]["cross_encoder"]["mrr"] == 50.0
     # on seed 1 the cross-encoder alone put the relevant set first; 2 * 0.9 TF-IDF overrules it
@@ -83,13 +84,32 @@ def test_a_second_dense_member_is_chosen_only_where_it_ranks_better():
     result = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0],
                             max_ngrams=[1], second_dense_weights=[1, 5])
     assert result["chosen"] == {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1, "depth": 2,
-                                "second_dense": "m2", "second_dense_weight": 5}  # at 1 the CE still wins
+                                "second_dense": "m2", "second_dense_weight": 5,  # at 1 the CE still wins
+                                "second_cross_encoder_weight": 0}
     assert result["per_seed"][0]["ensemble"]["mrr"] == 100.0
     assert result["per_seed"][0]["ensemble_without_second"]["mrr"] == 50.0
     assert "+ 5 cos(m2)" in format_report({**result, "first_stage": "s"})
     # with no second member offered the grid is the cells without one
     alone = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0, 1], tfidf_weights=[0], max_ngrams=[1])
     assert alone["chosen"]["second_dense_weight"] == 0
+
+
+def test_a_second_cross_encoder_joins_the_grid_and_is_reported_beside_the_cell_without_it():
+    # the first cross-encoder errs narrowly on both requests, the second (another seed) is right
+    seed0 = members(dense=[[0.5, 0.5]] * 2, cross_encoder=[[0.0, 0.5]] * 2, tfidf=[[0.0, 0.0]] * 2)
+    seed0.second_cross_encoder = torch.tensor([[0.8, 0.0]] * 2)
+    result = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1],
+                            second_cross_encoder_weights=[0.5, 1])
+    assert result["chosen"]["second_cross_encoder_weight"] == 1  # at 0.5 the first still outweighs it
+    assert result["per_seed"][0]["ensemble"]["mrr"] == 100.0
+    assert result["per_seed"][0]["ensemble_without_second_cross_encoder"]["mrr"] == 50.0
+    report = format_report({**result, "first_stage": "s"})
+    assert "CE + 0 cos + 0 TF-IDF (single words) + 1 CE2, top 2" in report and "do not take one" in report
+    seed0.second_cross_encoder = None  # not scored: the grid has no such cells and no such row
+    alone = choose_weights({0: seed0}, choose_seed=0, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1],
+                           second_cross_encoder_weights=[1])
+    assert alone["chosen"]["second_cross_encoder_weight"] == 0
+    assert "ensemble_without_second_cross_encoder" not in alone["per_seed"][0]
 
 
 def test_the_rerank_depth_joins_the_grid_and_the_rest_keep_the_first_stage_order():
@@ -161,12 +181,14 @@ def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_pa
         write_beir(validation_set(shift=seed), run / "validation" / f"seed-{seed}")
     out = tmp_path / "choice.json"
     main([str(run), str(tiny_model_dir), "--seeds", "0", "1", "--depth", "3", "--dense-weights", "0", "10",
-          "--tfidf-weights", "0", "10", "--max-ngrams", "1", "--precision", "fp32", "--out", str(out)])
+          "--tfidf-weights", "0", "10", "--max-ngrams", "1", "--precision", "fp32", "--out", str(out),
+          "--second-cross-encoder", str(tiny_model_dir), "--second-cross-encoder-weights", "1"])
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     chosen = result["chosen"]
     assert f"ensemble.dense={run / 'best'} ensemble.dense_weight={chosen['dense_weight']:g}" in printed
     assert result["report_seeds"] == [1] and set(result["per_seed"]) == {"0", "1"}
+    assert "ensemble_without_second_cross_encoder" in result["per_seed"]["0"]
     assert result["scored_depth"] == 3 and result["chosen"]["depth"] == 3 and "seed 0 (chose)" in printed
     assert printed.rstrip().endswith("rerank.depth=3")
 

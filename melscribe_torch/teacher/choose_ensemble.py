@@ -11,7 +11,8 @@ fitted on the validation corpus as the rerank retriever fits them on the corpus 
 the cosines of each ``--second-dense`` bi-encoder. The grid (conf/choose_ensemble.yaml) then
 only adds those scores:
 
-    score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos + second_dense_weight * cos2,
+    score = CE + dense_weight * cos + tfidf_weight * TF-IDF cos + second_dense_weight * cos2
+            [+ second_cross_encoder_weight * CE2],
 
 as ``teacher/ensemble.py`` scores a pair, over the top ``depth`` candidates of each request
 (the rest keep the first stage's order, as ``rerank:`` leaves them). One seed chooses (Recall@10, ties MRR@10); the
@@ -60,6 +61,8 @@ class MemberScores:
     tfidf: dict[int, torch.Tensor]  # longest n-gram -> TF-IDF cosines
     # a candidate second dense member's name -> its cosines
     second_dense: dict[str, torch.Tensor] = field(default_factory=dict)
+    # a second cross-encoder's logits (another training seed, say), or None
+    second_cross_encoder: torch.Tensor | None = None
 
 
 def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -> None:
@@ -77,7 +80,7 @@ def check_not_trained_on(vset: RetrievalSet, model_dirs: Sequence[str | Path]) -
 
 def score_members(
     first_stage, cross_encoder, vset: RetrievalSet, *, depth: int, max_ngrams: Sequence[int],
-    batch_size: int, precision: str, second_dense: dict | None = None,
+    batch_size: int, precision: str, second_dense: dict | None = None, second_cross_encoder=None,
 ) -> MemberScores:
     """Retrieve each request's top ``depth`` sets with ``first_stage`` and score them with every
     member; ``second_dense``: name -> bi-encoder, each a candidate second dense member."""
@@ -96,6 +99,10 @@ def score_members(
     logits = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
     tfidf = {n: TfidfScorer(documents, n).scores(queries).float().gather(1, top) for n in max_ngrams}
     second = {name: cosines(encoder).gather(1, top) for name, encoder in (second_dense or {}).items()}
+    logits2 = None
+    if second_cross_encoder is not None:
+        logits2 = second_cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
+        logits2 = logits2.float().view(len(queries), depth)
     return MemberScores(
         ids=np.asarray(doc_ids)[top.numpy()],
         relevant=[set(vset.qrels[qid]) for qid in qids],
@@ -103,13 +110,14 @@ def score_members(
         cross_encoder=logits.float().view(len(queries), depth),
         tfidf=tfidf,
         second_dense=second,
+        second_cross_encoder=logits2,
     )
 
 
 def ensemble_scores(
     members: MemberScores, dense_weight: float, tfidf_weight: float, max_ngram: int,
     second_dense: str | None = None, second_dense_weight: float = 0.0, depth: int | None = None,
-    cross_encoder_weight: float = 1.0,
+    cross_encoder_weight: float = 1.0, second_cross_encoder_weight: float = 0.0,
 ) -> torch.Tensor:
     """The ensemble teacher's scores of the candidates (every weight 0: the cross-encoder's).
 
@@ -124,6 +132,8 @@ def ensemble_scores(
         scores = scores + tfidf_weight * members.tfidf[max_ngram]
     if second_dense_weight:
         scores = scores + second_dense_weight * members.second_dense[second_dense]
+    if second_cross_encoder_weight:
+        scores = scores + second_cross_encoder_weight * members.second_cross_encoder
     if depth is not None and depth < scores.shape[1]:
         scores = scores.clone()
         scores[:, depth:] = float("-inf")
@@ -142,6 +152,7 @@ def choose_weights(
     by_seed: dict[int, MemberScores], *, choose_seed: int, dense_weights: Sequence[float],
     tfidf_weights: Sequence[float], max_ngrams: Sequence[int],
     second_dense_weights: Sequence[float] = (), depths: Sequence[int] | None = None,
+    second_cross_encoder_weights: Sequence[float] = (),
 ) -> dict:
     """Grid-search the weights (and the rerank depth) on ``choose_seed``; report the choice on
     every seed.
@@ -150,10 +161,12 @@ def choose_weights(
     ``second_dense_weights``, one member at a time; the cells without one come first. Each of
     ``depths`` (at most the depth scored; default: the depth scored) reranks that many of each
     request's candidates; the depths are the outermost loop, so a tie goes to the first listed.
+    A second cross-encoder scored (``MemberScores.second_cross_encoder``) joins the grid with
+    each of ``second_cross_encoder_weights``, beside weight 0.
 
     Returns:
         ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram", "second_dense",
-        "second_dense_weight", "depth"}, "choose_seed",
+        "second_dense_weight", "depth", "second_cross_encoder_weight"}, "choose_seed",
         "chosen_without_second": the best cell with no second dense member, "grid_top": the
         five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
         "cross_encoder", "ensemble", "ensemble_without_second", "without_cross_encoder"}},
@@ -172,17 +185,23 @@ def choose_weights(
     depths = list(dict.fromkeys(min(d, scored_depth) for d in depths or [scored_depth]))
     seconds = [(None, 0.0)]
     seconds += [(name, w) for name in choosing.second_dense for w in second_dense_weights if w]
+    second_ces = [0.0]
+    if choosing.second_cross_encoder is not None:
+        second_ces += [w for w in second_cross_encoder_weights if w]
     graded = []
-    grid = itertools.product(depths, seconds, max_ngrams, dense_weights, tfidf_weights)
-    for depth, (second, d), n, a, b in grid:
-        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b,
-                "second_dense": second, "second_dense_weight": d, "depth": depth}
+    grid = itertools.product(depths, second_ces, seconds, max_ngrams, dense_weights, tfidf_weights)
+    for depth, e, (second, d), n, a, b in grid:
+        cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "second_dense": second,
+                "second_dense_weight": d, "depth": depth, "second_cross_encoder_weight": e}
         graded.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
-    keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight", "depth")
+    keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight", "depth",
+            "second_cross_encoder_weight")
     chosen = {key: graded[0][key] for key in keys}
     # what the second member adds: the best cell without one, chosen the same way
     without = {key: next(c for c in graded if not c["second_dense_weight"])[key] for key in keys}
+    # what a second cross-encoder adds: the best cell without it
+    without_ce2 = {key: next(c for c in graded if not c["second_cross_encoder_weight"])[key] for key in keys}
     # what the cross-encoder adds: the best cell without it (cos and TF-IDF only), chosen the same way
     fused = []
     for depth, n, a, b in itertools.product(depths, max_ngrams, dense_weights, tfidf_weights):
@@ -197,6 +216,8 @@ def choose_weights(
             "cross_encoder": rerank_quality(ensemble_scores(members, 0, 0, 1, depth=chosen["depth"]), members),
             "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
             "ensemble_without_second": rerank_quality(ensemble_scores(members, **without), members),
+            **({"ensemble_without_second_cross_encoder": rerank_quality(ensemble_scores(members, **without_ce2), members)}
+               if choosing.second_cross_encoder is not None else {}),
             **({"without_cross_encoder": rerank_quality(ensemble_scores(members, **no_cross_encoder), members)}
                if no_cross_encoder else {}),
         }
@@ -213,7 +234,8 @@ def choose_weights(
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
         for row in per_seed[choose_seed]
     }
-    return {"chosen": chosen, "chosen_without_second": without, "choose_seed": choose_seed,
+    return {"chosen": chosen, "chosen_without_second": without, "chosen_without_second_cross_encoder": without_ce2,
+            "choose_seed": choose_seed,
             "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
             "report_mean": report_mean, "best_by_depth": by_depth, "without_cross_encoder": no_cross_encoder}
 
@@ -226,6 +248,8 @@ def describe(cell: dict) -> str:
     text += f"{cell['dense_weight']:g} cos + {cell['tfidf_weight']:g} TF-IDF ({words})"
     if cell.get("second_dense_weight"):
         text += f" + {cell['second_dense_weight']:g} cos({cell['second_dense']})"
+    if cell.get("second_cross_encoder_weight"):
+        text += f" + {cell['second_cross_encoder_weight']:g} CE2"
     return text + (f", top {cell['depth']}" if "depth" in cell else "")
 
 
@@ -240,6 +264,9 @@ def format_report(result: dict) -> str:
     if c["second_dense_weight"]:
         without = describe(result["chosen_without_second"])
         names["ensemble_without_second"] = f"{without} (no second member)"
+    if c.get("second_cross_encoder_weight"):
+        without = describe(result["chosen_without_second_cross_encoder"])
+        names["ensemble_without_second_cross_encoder"] = f"{without} (no second cross-encoder)"
     if result.get("without_cross_encoder"):
         names["without_cross_encoder"] = f"{describe(result['without_cross_encoder'])} (no cross-encoder)"
     for row, name in names.items():
@@ -259,6 +286,8 @@ def format_report(result: dict) -> str:
                  + (f" ensemble.second_dense={c['second_dense']} "
                     f"ensemble.second_dense_weight={c['second_dense_weight']:g}" if c["second_dense_weight"] else "")
                  + f" rerank.depth={c['depth']}")
+    if c.get("second_cross_encoder_weight"):  # not a setting of the ensemble teacher (yet)
+        lines.append("(the second cross-encoder is weighed here only: train.py and rerank: do not take one)")
     return "\n".join(lines)
 
 
@@ -284,6 +313,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="bi-encoders tried as a second dense member, one at a time (mpnet-base)")
     parser.add_argument("--second-dense-weights", type=float, nargs="+",
                         default=DEFAULTS["second_dense_weights"])
+    parser.add_argument("--second-cross-encoder", help="a second cross-encoder directory tried as a member")
+    parser.add_argument("--second-cross-encoder-weights", type=float, nargs="+",
+                        default=DEFAULTS["second_cross_encoder_weights"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     parser.add_argument("--precision", default=DEFAULTS["precision"])
     parser.add_argument("--out", help="also write the result as JSON here")
@@ -295,24 +327,29 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"--choose-seed {args.choose_seed} is not among --seeds {args.seeds}")
         vsets = dict(zip(args.seeds, read_validation_sets(Path(args.run), args.seeds, CAPTION_SETS)))
         for vset in vsets.values():
-            check_not_trained_on(vset, [first_stage_name, args.cross_encoder, *args.second_dense])
+            check_not_trained_on(vset, [first_stage_name, args.cross_encoder, *args.second_dense,
+                                        *filter(None, [args.second_cross_encoder])])
         device = pick_device()
         aliases = load_model_aliases()
         first_stage = load_bi_encoder(first_stage_name, aliases, device=device)
         cross_encoder = CrossEncoder.from_pretrained(args.cross_encoder, device=device)
         second_dense = {name: load_bi_encoder(name, aliases, device=device)
                         for name in args.second_dense}
+        second_cross_encoder = (CrossEncoder.from_pretrained(args.second_cross_encoder, device=device)
+                                if args.second_cross_encoder else None)
         by_seed = {}
         for seed, vset in vsets.items():
             log.info("validation seed %d: scoring the first stage's top %d with each member", seed, max(args.depths))
             by_seed[seed] = score_members(
                 first_stage, cross_encoder, vset, depth=max(args.depths), max_ngrams=args.max_ngrams,
                 batch_size=args.batch_size, precision=args.precision, second_dense=second_dense,
+                second_cross_encoder=second_cross_encoder,
             )
         result = choose_weights(
             by_seed, choose_seed=args.choose_seed, dense_weights=args.dense_weights,
             tfidf_weights=args.tfidf_weights, max_ngrams=args.max_ngrams,
             second_dense_weights=args.second_dense_weights, depths=args.depths,
+            second_cross_encoder_weights=args.second_cross_encoder_weights,
         )
         result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, scored_depth=max(args.depths))
         print(format_report(result))
