@@ -15,8 +15,9 @@ only adds those scores:
             [+ second_cross_encoder_weight * CE2],
 
 as ``teacher/ensemble.py`` scores a pair, over the top ``depth`` candidates of each request
-(the rest keep the first stage's order, as ``rerank:`` leaves them). One seed chooses (Recall@10, ties MRR@10); the
-others report, since a figure read on the seed that chose is optimistic. The printed
+(the rest keep the first stage's order, as ``rerank:`` leaves them). One seed chooses
+(Recall@10, ties MRR@10); the others report, since a figure read on the seed that chose is
+optimistic. The printed
 ``ensemble.*=`` overrides give the same ranking through ``rerank:`` in melscribe-evaluate or
 through the labels stage of train.py. No test set is read, and a model trained on a
 validation clip is refused.
