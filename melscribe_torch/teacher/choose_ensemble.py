@@ -97,21 +97,19 @@ def score_members(
 
     dense, top = torch.topk(cosines(first_stage), depth, dim=1)
     pairs = [(queries[row], documents[col]) for row in range(len(queries)) for col in top[row].tolist()]
-    logits = cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
+    def logits_of(model) -> torch.Tensor:  # (requests, depth)
+        return model.predict(pairs, batch_size=batch_size, precision=precision).float().view(len(queries), depth)
+
     tfidf = {n: TfidfScorer(documents, n).scores(queries).float().gather(1, top) for n in max_ngrams}
     second = {name: cosines(encoder).gather(1, top) for name, encoder in (second_dense or {}).items()}
-    logits2 = None
-    if second_cross_encoder is not None:
-        logits2 = second_cross_encoder.predict(pairs, batch_size=batch_size, precision=precision)
-        logits2 = logits2.float().view(len(queries), depth)
     return MemberScores(
         ids=np.asarray(doc_ids)[top.numpy()],
         relevant=[set(vset.qrels[qid]) for qid in qids],
         dense=dense,
-        cross_encoder=logits.float().view(len(queries), depth),
+        cross_encoder=logits_of(cross_encoder),
         tfidf=tfidf,
         second_dense=second,
-        second_cross_encoder=logits2,
+        second_cross_encoder=None if second_cross_encoder is None else logits_of(second_cross_encoder),
     )
 
 
@@ -147,6 +145,12 @@ def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, flo
     ranked = [list(ids[row]) for ids, row in zip(members.ids, order)]
     metrics = ranking_metrics(ranked, members.relevant, [METRIC_K])
     return {name: round(100 * metrics[f"{name}@{METRIC_K}"], 2) for name in ("recall", "mrr")}
+
+
+def best_cell(graded: list[dict], keys: Sequence[str], wanted=lambda cell: True) -> dict | None:
+    """The first of ``graded`` (best first) that is ``wanted``, as its ``keys``; None if none is."""
+    cell = next((cell for cell in graded if wanted(cell)), None)
+    return None if cell is None else {key: cell[key] for key in keys}
 
 
 def choose_weights(
@@ -198,11 +202,11 @@ def choose_weights(
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
     keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight", "depth",
             "second_cross_encoder_weight")
-    chosen = {key: graded[0][key] for key in keys}
+    chosen = best_cell(graded, keys)
     # what the second member adds: the best cell without one, chosen the same way
-    without = {key: next(c for c in graded if not c["second_dense_weight"])[key] for key in keys}
+    without = best_cell(graded, keys, lambda cell: not cell["second_dense_weight"])
     # what a second cross-encoder adds: the best cell without it
-    without_ce2 = {key: next(c for c in graded if not c["second_cross_encoder_weight"])[key] for key in keys}
+    without_ce2 = best_cell(graded, keys, lambda cell: not cell["second_cross_encoder_weight"])
     # what the cross-encoder adds: the best cell without it (cos and TF-IDF only), chosen the same way
     fused = []
     for depth, n, a, b in itertools.product(depths, max_ngrams, dense_weights, tfidf_weights):
@@ -210,24 +214,22 @@ def choose_weights(
         if a or b:
             fused.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
     fused.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))
-    no_cross_encoder = {key: value for key, value in fused[0].items() if key not in ("recall", "mrr")} if fused else None
+    no_cross_encoder = best_cell(fused, ("max_ngram", "dense_weight", "tfidf_weight", "depth", "cross_encoder_weight"))
+    cross_encoder_alone = {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1, "depth": chosen["depth"]}
+    rows = {"cross_encoder": cross_encoder_alone, "ensemble": chosen, "ensemble_without_second": without}
+    if choosing.second_cross_encoder is not None:
+        rows["ensemble_without_second_cross_encoder"] = without_ce2
+    if no_cross_encoder:
+        rows["without_cross_encoder"] = no_cross_encoder
     per_seed = {
-        seed: {
-            "first_stage": rerank_quality(members.dense, members),
-            "cross_encoder": rerank_quality(ensemble_scores(members, 0, 0, 1, depth=chosen["depth"]), members),
-            "ensemble": rerank_quality(ensemble_scores(members, **chosen), members),
-            "ensemble_without_second": rerank_quality(ensemble_scores(members, **without), members),
-            **({"ensemble_without_second_cross_encoder": rerank_quality(ensemble_scores(members, **without_ce2), members)}
-               if choosing.second_cross_encoder is not None else {}),
-            **({"without_cross_encoder": rerank_quality(ensemble_scores(members, **no_cross_encoder), members)}
-               if no_cross_encoder else {}),
-        }
+        seed: {"first_stage": rerank_quality(members.dense, members),
+               **{row: rerank_quality(ensemble_scores(members, **cell), members) for row, cell in rows.items()}}
         for seed, members in by_seed.items()
     }
     # how the depth matters: each depth's best cell on the choosing seed, on every seed
     by_depth = {}
     for depth in depths:
-        cell = {key: next(c for c in graded if c["depth"] == depth)[key] for key in keys}
+        cell = best_cell(graded, keys, lambda c, depth=depth: c["depth"] == depth)
         by_depth[depth] = {"cell": cell, "per_seed": {
             seed: rerank_quality(ensemble_scores(members, **cell), members) for seed, members in by_seed.items()}}
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
