@@ -77,6 +77,29 @@ def test_one_seed_chooses_and_the_others_only_report():
         choose_weights({0: seed0}, choose_seed=2, dense_weights=[0], tfidf_weights=[0], max_ngrams=[1])
 
 
+def test_the_report_says_how_many_cells_tie_with_the_choice_and_how_the_others_rank_them():
+    # one request, eleven candidates, the relevant one last (rank 11: outside Recall@10). On
+    # seed 0 TF-IDF lifts it to the top at weight 1 or 2, a tie MRR@10 cannot break either; on
+    # seed 1 the cross-encoder favours the ten others by 1.5, so only weight 2 lifts it.
+    def one_request(cross_encoder_of_others: float) -> MemberScores:
+        cross_encoder = torch.full((1, 11), cross_encoder_of_others)
+        cross_encoder[0, -1] = 0.0
+        tfidf = torch.zeros(1, 11)
+        tfidf[0, -1] = 1.0
+        ids = np.array([[f"n{col}" for col in range(10)] + ["r"]])
+        return MemberScores(ids=ids, relevant=[{"r"}], dense=torch.zeros(1, 11),
+                            cross_encoder=cross_encoder, tfidf={1: tfidf})
+
+    result = choose_weights({0: one_request(0.0), 1: one_request(1.5)}, choose_seed=0,
+                            dense_weights=[0], tfidf_weights=[0, 1, 2], max_ngrams=[1])
+    assert result["chosen"]["tfidf_weight"] == 1  # the earlier of the two level cells
+    assert result["report_mean"]["ensemble"] == 0.0
+    assert result["level_with_chosen"] == {"cells": 2, "report_mean_range": [0.0, 100.0]}
+    report = format_report({**result, "first_stage": "s"})
+    assert "2 cells tie with the choice on seed 0's Recall@10" in report
+    assert "mean Recall@10 of them: 0.00 to 100.00" in report
+
+
 def test_a_second_dense_member_is_chosen_only_where_it_ranks_better():
     # the cross-encoder and the first stage err on both requests; the second member "m2" is right
     seed0 = members(dense=[[0.0, 1.0]] * 2, cross_encoder=[[0.0, 1.0]] * 2, tfidf=[[0.0, 0.0]] * 2)

@@ -175,6 +175,8 @@ def choose_weights(
         "chosen_without_second": the best cell with no second dense member, "grid_top": the
         five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
         "cross_encoder", "ensemble", "ensemble_without_second", "without_cross_encoder"}},
+        "level_with_chosen": {"cells": how many cells tie with the choice on Recall@10,
+        "report_mean_range": [min, max] of their mean Recall@10 over the other seeds, or None},
         "without_cross_encoder": the best cell of cos and TF-IDF alone (None when the grid has
         no nonzero weight), "best_by_depth": {depth: {"cell", "per_seed"}}, "report_seeds",
         "report_mean": {each row's mean Recall@10 over the seeds that did not choose}}``. Ties:
@@ -233,6 +235,19 @@ def choose_weights(
         by_depth[depth] = {"cell": cell, "per_seed": {
             seed: rerank_quality(ensemble_scores(members, **cell), members) for seed, members in by_seed.items()}}
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
+    # how much the choice rests on its tie-break: the cells level with it on Recall@10,
+    # and how the seeds that did not choose rank them
+    top_recall = graded[0]["recall"]
+    level = [{key: cell[key] for key in keys} for cell in graded if cell["recall"] == top_recall]
+
+    def report_recall(cell: dict) -> float:
+        scores = {s: ensemble_scores(by_seed[s], **cell) for s in report_seeds}
+        recalls = [rerank_quality(scores[s], by_seed[s])["recall"] for s in report_seeds]
+        return float(np.mean(recalls))
+
+    level_means = [report_recall(cell) for cell in level] if report_seeds else []
+    spread = [round(min(level_means), 2), round(max(level_means), 2)] if level_means else None
+    level_with_chosen = {"cells": len(level), "report_mean_range": spread}
     report_mean = {
         row: round(float(np.mean([per_seed[s][row]["recall"] for s in report_seeds])), 2) if report_seeds else None
         for row in per_seed[choose_seed]
@@ -240,7 +255,8 @@ def choose_weights(
     return {"chosen": chosen, "chosen_without_second": without, "chosen_without_second_cross_encoder": without_ce2,
             "choose_seed": choose_seed,
             "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
-            "report_mean": report_mean, "best_by_depth": by_depth, "without_cross_encoder": no_cross_encoder}
+            "report_mean": report_mean, "best_by_depth": by_depth,
+            "without_cross_encoder": no_cross_encoder, "level_with_chosen": level_with_chosen}
 
 
 def describe(cell: dict) -> str:
@@ -284,6 +300,14 @@ def format_report(result: dict) -> str:
         mean = f"{np.mean(others):.2f}" if others else "-"
         lines.append(f"best at depth {depth}: {describe(best['cell'])} | " + " | ".join(cells) + f" | {mean}")
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
+    level = result.get("level_with_chosen")
+    if level and level["cells"] > 1:  # the choice among them was MRR@10's
+        spread = level["report_mean_range"]
+        seed = result["choose_seed"]
+        line = f"{level['cells']} cells tie with the choice on seed {seed}'s Recall@10"
+        if spread:
+            line += f"; the other seeds' mean Recall@10 of them: {spread[0]:.2f} to {spread[1]:.2f}"
+        lines.append(line)
     lines.append(f"ensemble.dense={result['first_stage']} ensemble.dense_weight={c['dense_weight']:g} "
                  f"ensemble.tfidf_weight={c['tfidf_weight']:g} ensemble.max_ngram={c['max_ngram']}"
                  + (f" ensemble.second_dense={c['second_dense']} "
