@@ -216,6 +216,24 @@ def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_pa
     assert printed.rstrip().endswith("rerank.depth=3")
 
 
+def test_the_command_reads_the_request_like_sets_when_asked(tiny_model_dir, tmp_path, capsys):
+    run = trained_run(tmp_path, ["other_clip"])
+    shutil.rmtree(run / "best")
+    shutil.copytree(tiny_model_dir, run / "best")
+    # this run holds request-like sets only: reading the caption sets would fail
+    for seed in (0, 1):
+        write_beir(validation_set(shift=seed), run / "validation" / f"requests-seed-{seed}")
+    out = tmp_path / "choice.json"
+    main([str(run), str(tiny_model_dir), "--sets", "requests", "--seeds", "0", "1", "--depth", "3",
+          "--dense-weights", "10", "--tfidf-weights", "10", "--max-ngrams", "1",
+          "--precision", "fp32", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["sets"] == "requests" and set(result["per_seed"]) == {"0", "1"}
+    with pytest.raises(SystemExit):  # the default, the caption sets, is not there
+        main([str(run), str(tiny_model_dir), "--seeds", "0", "--depth", "3", "--precision", "fp32"])
+    assert "seed-0" in capsys.readouterr().err
+
+
 def test_the_command_refuses_a_missing_validation_set_in_one_line(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main([str(tmp_path / "no-run"), str(tiny_model_dir), "--seeds", "0"])

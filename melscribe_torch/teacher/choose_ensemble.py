@@ -19,7 +19,8 @@ as ``teacher/ensemble.py`` scores a pair, over the top ``depth`` candidates of e
 (Recall@10, ties MRR@10); the others report, since a figure read on the seed that chose is
 optimistic. The printed
 ``ensemble.*=`` overrides give the same ranking through ``rerank:`` in melscribe-evaluate or
-through the labels stage of train.py. No test set is read, and a model trained on a
+through the labels stage of train.py. The caption validation sets are read unless ``--sets
+requests`` names the request-like ones. No test set is read, and a model trained on a
 validation clip is refused.
 """
 
@@ -40,7 +41,7 @@ from ..data import RetrievalSet
 from ..evaluation.metrics import ranking_metrics
 from ..mining.hard_negatives import clip_of
 from ..retrieval.lexical import TfidfScorer
-from ..run_folder import CAPTION_SETS, read_validation_sets, training_run_split
+from ..run_folder import CAPTION_SETS, REQUEST_SETS, read_validation_sets, training_run_split
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ DEFAULTS = read_config("choose_ensemble")
 DEFAULT_DEPTH = int(read_option("rerank")["depth"])
 DEFAULT_SEEDS = tuple(int(seed) for seed in read_config("train")["data"]["valid_seeds"])
 METRIC_K = 10
+VALIDATION_KINDS = {"captions": CAPTION_SETS, "requests": REQUEST_SETS}  # --sets
 
 
 @dataclass
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depths", "--depth", type=int, nargs="+", default=[DEFAULT_DEPTH],
                         help="candidates reranked per request; several join the grid (20 50 100)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    parser.add_argument("--sets", choices=sorted(VALIDATION_KINDS), default=DEFAULTS["sets"],
+                        help="the caption validation sets (seed-<n>) or the request-like ones")
     parser.add_argument("--choose-seed", type=int, default=DEFAULTS["choose_seed"])
     parser.add_argument("--dense-weights", type=float, nargs="+", default=DEFAULTS["dense_weights"])
     parser.add_argument("--tfidf-weights", type=float, nargs="+", default=DEFAULTS["tfidf_weights"])
@@ -352,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
         first_stage_name = args.first_stage or str(Path(args.run) / "best")
         if args.choose_seed not in args.seeds:
             raise ValueError(f"--choose-seed {args.choose_seed} is not among --seeds {args.seeds}")
-        vsets = dict(zip(args.seeds, read_validation_sets(Path(args.run), args.seeds, CAPTION_SETS)))
+        kind = VALIDATION_KINDS[args.sets]
+        vsets = dict(zip(args.seeds, read_validation_sets(Path(args.run), args.seeds, kind)))
         for vset in vsets.values():
             check_not_trained_on(vset, [first_stage_name, args.cross_encoder, *args.second_dense,
                                         *filter(None, [args.second_cross_encoder])])
@@ -378,7 +383,8 @@ def main(argv: list[str] | None = None) -> None:
             second_dense_weights=args.second_dense_weights, depths=args.depths,
             second_cross_encoder_weights=args.second_cross_encoder_weights,
         )
-        result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder, scored_depth=max(args.depths))
+        result.update(first_stage=first_stage_name, cross_encoder=args.cross_encoder,
+                      scored_depth=max(args.depths), sets=args.sets)
         print(format_report(result))
         if args.out:
             atomic_write_json(args.out, result)
