@@ -189,6 +189,16 @@ def trained_run(tmp_path, clips):
     return run
 
 
+def run_with_validation_sets(tmp_path, model_dir, kind="seed-"):
+    """A run folder whose ``best/`` is ``model_dir``, with validation sets <kind>0 and <kind>1."""
+    run = trained_run(tmp_path, ["other_clip"])
+    shutil.rmtree(run / "best")
+    shutil.copytree(model_dir, run / "best")
+    for seed in (0, 1):
+        write_beir(validation_set(shift=seed), run / "validation" / f"{kind}{seed}")
+    return run
+
+
 def test_a_model_trained_on_a_validation_clip_is_refused(tmp_path):
     check_not_trained_on(validation_set(), [trained_run(tmp_path / "a", ["other_clip"]) / "best"])
     check_not_trained_on(validation_set(), [tmp_path / "not-a-run"])  # unknown training data: nothing to check
@@ -197,11 +207,7 @@ def test_a_model_trained_on_a_validation_clip_is_refused(tmp_path):
 
 
 def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_path, capsys):
-    run = trained_run(tmp_path, ["other_clip"])
-    shutil.rmtree(run / "best")
-    shutil.copytree(tiny_model_dir, run / "best")
-    for seed in (0, 1):
-        write_beir(validation_set(shift=seed), run / "validation" / f"seed-{seed}")
+    run = run_with_validation_sets(tmp_path, tiny_model_dir)
     out = tmp_path / "choice.json"
     main([str(run), str(tiny_model_dir), "--seeds", "0", "1", "--depth", "3", "--dense-weights", "0", "10",
           "--tfidf-weights", "0", "10", "--max-ngrams", "1", "--precision", "fp32", "--out", str(out),
@@ -217,12 +223,8 @@ def test_the_command_prints_the_overrides_and_writes_json(tiny_model_dir, tmp_pa
 
 
 def test_the_command_reads_the_request_like_sets_when_asked(tiny_model_dir, tmp_path, capsys):
-    run = trained_run(tmp_path, ["other_clip"])
-    shutil.rmtree(run / "best")
-    shutil.copytree(tiny_model_dir, run / "best")
     # this run holds request-like sets only: reading the caption sets would fail
-    for seed in (0, 1):
-        write_beir(validation_set(shift=seed), run / "validation" / f"requests-seed-{seed}")
+    run = run_with_validation_sets(tmp_path, tiny_model_dir, kind="requests-seed-")
     out = tmp_path / "choice.json"
     main([str(run), str(tiny_model_dir), "--sets", "requests", "--seeds", "0", "1", "--depth", "3",
           "--dense-weights", "10", "--tfidf-weights", "10", "--max-ngrams", "1",
