@@ -231,6 +231,7 @@ def test_the_command_reads_the_request_like_sets_when_asked(tiny_model_dir, tmp_
           "--precision", "fp32", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["sets"] == "requests" and set(result["per_seed"]) == {"0", "1"}
+    assert "seed 0 (a grid of one cell: no choice)" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # the default, the caption sets, is not there
         main([str(run), str(tiny_model_dir), "--seeds", "0", "--depth", "3", "--precision", "fp32"])
     assert "seed-0" in capsys.readouterr().err

@@ -174,9 +174,10 @@ def choose_weights(
     Returns:
         ``{"chosen": {"dense_weight", "tfidf_weight", "max_ngram", "second_dense",
         "second_dense_weight", "depth", "second_cross_encoder_weight"}, "choose_seed",
-        "chosen_without_second": the best cell with no second dense member, "grid_top": the
-        five best cells on the choosing seed, "per_seed": {seed: {"first_stage",
-        "cross_encoder", "ensemble", "ensemble_without_second", "without_cross_encoder"}},
+        "cells": how many cells the grid has, "chosen_without_second": the best cell with no
+        second dense member, "grid_top": the five best cells on the choosing seed,
+        "per_seed": {seed: {"first_stage", "cross_encoder", "ensemble", "ensemble_without_second",
+        "without_cross_encoder"}},
         "level_with_chosen": {"cells": how many cells tie with the choice on Recall@10,
         "report_mean_range": [min, max] of their mean Recall@10 over the other seeds, or None},
         "without_cross_encoder": the best cell of cos and TF-IDF alone (None when the grid has
@@ -255,7 +256,7 @@ def choose_weights(
         for row in per_seed[choose_seed]
     }
     return {"chosen": chosen, "chosen_without_second": without, "chosen_without_second_cross_encoder": without_ce2,
-            "choose_seed": choose_seed,
+            "choose_seed": choose_seed, "cells": len(graded),
             "grid_top": graded[:5], "per_seed": per_seed, "report_seeds": report_seeds,
             "report_mean": report_mean, "best_by_depth": by_depth,
             "without_cross_encoder": no_cross_encoder, "level_with_chosen": level_with_chosen}
@@ -277,8 +278,9 @@ def describe(cell: dict) -> str:
 def format_report(result: dict) -> str:
     """The per-seed table, the verdict line and the overrides that reproduce the choice."""
     c, seeds = result["chosen"], sorted(result["per_seed"])
-    lines = ["ranking | " + " | ".join(f"seed {s}{' (chose)' if s == result['choose_seed'] else ''}" for s in seeds)
-             + " | R@10, mean of the others"]
+    chose = " (chose)" if result["cells"] > 1 else " (a grid of one cell: no choice)"
+    header = [f"seed {s}{chose if s == result['choose_seed'] else ''}" for s in seeds]
+    lines = ["ranking | " + " | ".join(header) + " | R@10, mean of the others"]
     names = {"first_stage": "the first stage alone",
              "cross_encoder": f"the cross-encoder alone, top {c['depth']}",
              "ensemble": describe(c)}
