@@ -234,7 +234,7 @@ def test_the_command_reads_the_request_like_sets_when_asked(tiny_model_dir, tmp_
     assert "seed 0 (a grid of one cell: no choice)" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # the default, the caption sets, is not there
         main([str(run), str(tiny_model_dir), "--seeds", "0", "--depth", "3", "--precision", "fp32"])
-    assert "seed-0" in capsys.readouterr().err
+    assert str(run / "validation" / "seed-0") in capsys.readouterr().err
 
 
 def test_the_command_refuses_a_missing_validation_set_in_one_line(tiny_model_dir, tmp_path, capsys):
