@@ -149,6 +149,11 @@ def rerank_quality(scores: torch.Tensor, members: MemberScores) -> dict[str, flo
     return {name: round(100 * metrics[f"{name}@{METRIC_K}"], 2) for name in ("recall", "mrr")}
 
 
+def cell_quality(members: MemberScores, cell: dict) -> dict[str, float]:
+    """Recall@10 and MRR@10 (in %) of the ensemble whose weights are ``cell``, on ``members``."""
+    return rerank_quality(ensemble_scores(members, **cell), members)
+
+
 def best_cell(graded: list[dict], keys: Sequence[str], wanted=lambda cell: True) -> dict | None:
     """The first of ``graded`` (best first) that is ``wanted``, as its ``keys``; None if none is."""
     cell = next((cell for cell in graded if wanted(cell)), None)
@@ -203,7 +208,7 @@ def choose_weights(
     for depth, e, (second, d), n, a, b in grid:
         cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "second_dense": second,
                 "second_dense_weight": d, "depth": depth, "second_cross_encoder_weight": e}
-        graded.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
+        graded.append({**cell, **cell_quality(choosing, cell)})
     graded.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))  # stable: ties keep grid order
     keys = ("dense_weight", "tfidf_weight", "max_ngram", "second_dense", "second_dense_weight", "depth",
             "second_cross_encoder_weight")
@@ -217,7 +222,7 @@ def choose_weights(
     for depth, n, a, b in itertools.product(depths, max_ngrams, dense_weights, tfidf_weights):
         cell = {"max_ngram": n, "dense_weight": a, "tfidf_weight": b, "depth": depth, "cross_encoder_weight": 0}
         if a or b:
-            fused.append({**cell, **rerank_quality(ensemble_scores(choosing, **cell), choosing)})
+            fused.append({**cell, **cell_quality(choosing, cell)})
     fused.sort(key=lambda cell: (-cell["recall"], -cell["mrr"]))
     no_cross_encoder = best_cell(fused, ("max_ngram", "dense_weight", "tfidf_weight", "depth", "cross_encoder_weight"))
     cross_encoder_alone = {"dense_weight": 0, "tfidf_weight": 0, "max_ngram": 1, "depth": chosen["depth"]}
@@ -228,7 +233,7 @@ def choose_weights(
         rows["without_cross_encoder"] = no_cross_encoder
     per_seed = {
         seed: {"first_stage": rerank_quality(members.dense, members),
-               **{row: rerank_quality(ensemble_scores(members, **cell), members) for row, cell in rows.items()}}
+               **{row: cell_quality(members, cell) for row, cell in rows.items()}}
         for seed, members in by_seed.items()
     }
     # how the depth matters: each depth's best cell on the choosing seed, on every seed
@@ -236,19 +241,14 @@ def choose_weights(
     for depth in depths:
         cell = best_cell(graded, keys, lambda c, depth=depth: c["depth"] == depth)
         by_depth[depth] = {"cell": cell, "per_seed": {
-            seed: rerank_quality(ensemble_scores(members, **cell), members) for seed, members in by_seed.items()}}
+            seed: cell_quality(members, cell) for seed, members in by_seed.items()}}
     report_seeds = [seed for seed in by_seed if seed != choose_seed]
     # how much the choice rests on its tie-break: the cells level with it on Recall@10,
     # and how the seeds that did not choose rank them
     top_recall = graded[0]["recall"]
     level = [{key: cell[key] for key in keys} for cell in graded if cell["recall"] == top_recall]
-
-    def report_recall(cell: dict) -> float:
-        scores = {s: ensemble_scores(by_seed[s], **cell) for s in report_seeds}
-        recalls = [rerank_quality(scores[s], by_seed[s])["recall"] for s in report_seeds]
-        return float(np.mean(recalls))
-
-    level_means = [report_recall(cell) for cell in level] if report_seeds else []
+    level_means = [float(np.mean([cell_quality(by_seed[s], cell)["recall"] for s in report_seeds]))
+                   for cell in level] if report_seeds else []
     spread = [round(min(level_means), 2), round(max(level_means), 2)] if level_means else None
     level_with_chosen = {"cells": len(level), "report_mean_range": spread}
     report_mean = {
@@ -304,8 +304,8 @@ def format_report(result: dict) -> str:
         mean = f"{np.mean(others):.2f}" if others else "-"
         lines.append(f"best at depth {depth}: {describe(best['cell'])} | " + " | ".join(cells) + f" | {mean}")
     lines.append("(Recall@10 / MRR@10 in %, reranking the first stage's candidates)")
-    level = result.get("level_with_chosen")
-    if level and level["cells"] > 1:  # the choice among them was MRR@10's
+    level = result["level_with_chosen"]
+    if level["cells"] > 1:  # the choice among them was MRR@10's
         spread = level["report_mean_range"]
         seed = result["choose_seed"]
         line = f"{level['cells']} cells tie with the choice on seed {seed}'s Recall@10"
