@@ -8,6 +8,7 @@ docs/extending.md adds a loss.
 """
 
 from .base import LossComponent, StudentBatch
+from .margin_kl import MarginKL
 from .margin_mse import MarginMSE, MarginMSELoss
 from .multiple_negatives_ranking import InBatchNegatives, MultipleNegativesRankingLoss
 from .weighted_sum import WeightedSum, build_loss, recorded_loss_settings
@@ -15,6 +16,7 @@ from .weighted_sum import WeightedSum, build_loss, recorded_loss_settings
 __all__ = [
     "InBatchNegatives",
     "LossComponent",
+    "MarginKL",
     "MarginMSE",
     "MarginMSELoss",
     "MultipleNegativesRankingLoss",
