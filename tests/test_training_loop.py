@@ -124,6 +124,7 @@ def test_mnrl_and_combined_losses_train(model):
     for loss_fn in (
         loss_from("loss=mnrl", "loss.mnrl.hard_negatives=true"),
         loss_from("loss=margin_mse+mnrl", "loss.margin_mse.similarity=cos"),
+        loss_from("loss=margin_kl+mnrl"),
     ):
         assert train(copy.deepcopy(model), steps=1, loss_fn=loss_fn)["train_loss"] > 0
 
