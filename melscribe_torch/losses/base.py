@@ -1,4 +1,4 @@
-"""What a student loss component sees, and what it tells the pipeline and the loop it needs."""
+"""A student loss component: what it sees, what it needs, and the pair scores margin losses share."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -51,3 +52,17 @@ class LossComponent(nn.Module):
 
     def forward(self, batch: StudentBatch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def check_pair_similarity(similarity: str) -> None:
+    """One clear error for a pair loss's ``similarity`` option."""
+    if similarity not in ("dot", "cos"):
+        raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+
+
+def pair_scores(batch: StudentBatch, similarity: str) -> tuple[Tensor, Tensor]:
+    """The student's s(q_i, d+_i) and s(q_i, d-_i), (B,) each: dot products, or cosines ("cos")."""
+    q, p, n = batch.q, batch.p, batch.n
+    if similarity == "cos":
+        q, p, n = (F.normalize(e, dim=-1) for e in (q, p, n))
+    return (q * p).sum(-1), (q * n).sum(-1)

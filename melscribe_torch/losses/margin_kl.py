@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import LossComponent, StudentBatch
+from .base import LossComponent, StudentBatch, check_pair_similarity, pair_scores
 
 
 def bernoulli_kl_from_logits(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -53,8 +53,7 @@ class MarginKL(LossComponent):
 
     def __init__(self, similarity: str, scale: float, temperature: float) -> None:
         super().__init__()
-        if similarity not in ("dot", "cos"):
-            raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+        check_pair_similarity(similarity)
         if not scale > 0:
             raise ValueError(f"loss.margin_kl.scale must be positive, got {scale!r}")
         if not temperature > 0:
@@ -64,11 +63,7 @@ class MarginKL(LossComponent):
         self.temperature = float(temperature)
 
     def forward(self, batch: StudentBatch) -> torch.Tensor:
-        q, p, n = (
-            (F.normalize(e, dim=-1) for e in (batch.q, batch.p, batch.n))
-            if self.similarity == "cos"
-            else (batch.q, batch.p, batch.n)
-        )
-        student = self.scale * ((q * p).sum(-1) - (q * n).sum(-1))
+        pos, neg = pair_scores(batch, self.similarity)
+        student = self.scale * (pos - neg)
         teacher = batch.margins.float() / self.temperature
         return bernoulli_kl_from_logits(teacher, student.float()).mean()

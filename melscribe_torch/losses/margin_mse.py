@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import LossComponent, StudentBatch
+from .base import LossComponent, StudentBatch, check_pair_similarity, pair_scores
 
 
 class MarginMSELoss(nn.Module):
@@ -58,8 +57,7 @@ class MarginMSE(LossComponent):
 
     def __init__(self, similarity: str, scale: float) -> None:
         super().__init__()
-        if similarity not in ("dot", "cos"):
-            raise ValueError(f"unknown similarity {similarity!r}; valid: dot, cos")
+        check_pair_similarity(similarity)
         if not scale > 0:
             raise ValueError(f"loss.margin_mse.scale must be positive, got {scale!r}")
         self.similarity = similarity
@@ -67,9 +65,5 @@ class MarginMSE(LossComponent):
         self.margin_mse = MarginMSELoss()
 
     def forward(self, batch: StudentBatch) -> torch.Tensor:
-        q, p, n = (
-            (F.normalize(e, dim=-1) for e in (batch.q, batch.p, batch.n))
-            if self.similarity == "cos"
-            else (batch.q, batch.p, batch.n)
-        )
-        return self.margin_mse(self.scale * (q * p).sum(-1), self.scale * (q * n).sum(-1), batch.margins)
+        pos, neg = pair_scores(batch, self.similarity)
+        return self.margin_mse(self.scale * pos, self.scale * neg, batch.margins)
