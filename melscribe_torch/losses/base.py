@@ -1,4 +1,4 @@
-"""A student loss component: what it sees, what it needs, and the pair scores margin losses share."""
+"""A student loss component: what it sees, what it needs, and the pair scores margin losses use."""
 
 from __future__ import annotations
 
