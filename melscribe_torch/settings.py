@@ -55,6 +55,7 @@ class MiningSettings:
 class TeacherSettings:
     model: str
     path: str | None
+    require_path: bool
     loss: str
     group_size: int
     steps: int

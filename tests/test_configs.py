@@ -139,6 +139,20 @@ def test_presets_open_with_their_command():
         ), path
 
 
+def named_by(preset: str) -> tuple[set[str], tuple[str, ...]]:
+    """The keys a preset's YAML names, and the groups it swaps whole ("override /loss: ...");
+    a preset it builds on (a plain entry of its defaults, e.g. "zero-shot") names its own."""
+    text = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / f"{preset}.yaml"))
+    named, swapped = set(), ()
+    for entry in text.pop("defaults", []):
+        if isinstance(entry, dict):
+            swapped += (next(iter(entry)).split("/")[-1] + ".",)
+        elif entry != "_self_":
+            inherited, inherited_swaps = named_by(entry)
+            named, swapped = named | inherited, swapped + inherited_swaps
+    return named | set(flatten(text)), swapped
+
+
 @pytest.mark.parametrize(
     "preset", [p.stem for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
 )
@@ -146,17 +160,10 @@ def test_a_preset_changes_only_the_values_it_names(preset):
     """Everything a preset does not name stays the default (or the user's choice)."""
     plain = flatten(OmegaConf.to_container(compose_train(["data.root=x"])))
     composed = flatten(OmegaConf.to_container(compose_train([f"+experiment={preset}", "data.root=x"])))
-    text = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / f"{preset}.yaml"))
-    # "override /loss: ..." in the preset's defaults swaps a whole group
-    swapped = [
-        next(iter(entry)).split("/")[-1] + "."
-        for entry in text.pop("defaults", [])
-        if isinstance(entry, dict)
-    ]
-    named = set(flatten(text))
+    named, swapped = named_by(preset)
     changed = {key for key in plain.keys() | composed.keys() if plain.get(key) != composed.get(key)}
     assert changed, f"{preset} changes nothing"
-    unnamed = {key for key in changed - named if not key.startswith(tuple(swapped))}
+    unnamed = {key for key in changed - named if not key.startswith(swapped)}
     assert not unnamed, f"{preset} changes values it does not name: {sorted(unnamed)}"
 
 

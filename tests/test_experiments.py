@@ -1,8 +1,11 @@
-"""The `+experiment=` presets: the paper's recipe runs offline, zero-shot keeps MusicCaps out."""
+"""The `+experiment=` presets: the paper's recipe runs offline, zero-shot keeps MusicCaps out,
+zero-shot-gpl is the measured distillation recipe and needs its teacher given."""
 
 from __future__ import annotations
 
 import csv
+import re
+from dataclasses import asdict
 
 import pytest
 from training_fixtures import compose_train, smoke_overrides, write_tiny_data
@@ -11,8 +14,10 @@ from melscribe_torch.cli import train
 from melscribe_torch.models import ModelNotFoundError
 from melscribe_torch.models.backbone import check_model_available
 from melscribe_torch.pipeline import prepare_data
+from melscribe_torch.pipeline.stages import check_teacher_models
 from melscribe_torch.run_folder import read_training_pairs
 from melscribe_torch.settings import settings_from_config
+from melscribe_torch.training.run_guard import flatten
 
 
 def test_the_paper_recipe_mines_and_labels_with_what_exists_offline():
@@ -63,3 +68,42 @@ def test_zero_shot_keeps_every_musiccaps_clip_out_of_the_students_data(data_root
     assert len(zero_shot) > 1000 and not zero_shot & musiccaps
     default = training_clip_ids(data_root, tmp_path / "default", [])
     assert default & musiccaps  # the default trains on MusicCaps clips: the check can fail
+
+
+# The zero-shot distillation run of docs/distillation.md (rule 18), as its command line gave it.
+RULE_18 = [
+    "+experiment=zero-shot",
+    "train.steps=800",
+    "loss=margin_kl+mnrl",
+    "loss.margin_kl.temperature=3",
+    "ensemble.dense_weight=40",
+    "ensemble.tfidf_weight=40",
+    "ensemble.max_ngram=3",
+]
+GIVEN_MEMBERS = ["teacher.path=teacher-run/cross-encoder", "ensemble.dense=default-run/best"]
+
+
+def flat_settings(overrides: list[str]) -> dict:
+    return flatten(asdict(settings_from_config(compose_train(["data.root=unused", *overrides]))))
+
+
+def test_the_zero_shot_gpl_preset_is_the_measured_recipe():
+    preset = flat_settings(["+experiment=zero-shot-gpl", *GIVEN_MEMBERS])
+    measured = flat_settings([*RULE_18, *GIVEN_MEMBERS])
+    assert preset.pop("teacher.require_path") and not measured.pop("teacher.require_path")
+    assert preset == measured
+    assert preset["data.train_sources"] == ["conceptcaps"]
+
+
+@pytest.mark.parametrize(
+    "teacher_given, setting", [(False, "teacher.path"), (True, "ensemble.dense_weight")]
+)
+def test_the_zero_shot_gpl_preset_names_the_member_it_was_not_given(
+    teacher_given, setting, tiny_model_dir
+):
+    given = [f"teacher.path={tiny_model_dir}"] if teacher_given else []
+    settings = settings_from_config(
+        compose_train(["data.root=unused", "+experiment=zero-shot-gpl", *given])
+    )
+    with pytest.raises(ValueError, match=rf"^{re.escape(setting)}\b"):
+        check_teacher_models(settings.teacher, settings.ensemble, train.model_aliases())

@@ -237,6 +237,26 @@ def test_a_missing_teacher_model_stops_the_run_before_its_first_stage(
     assert not (tmp_path / "run" / "corpus.jsonl").exists()  # not after mining and a teacher
 
 
+def test_a_recipe_that_requires_a_given_teacher_stops_before_its_first_stage_without_one(
+    tiny_model_dir, tiny_data, tmp_path
+):
+    overrides = smoke_overrides(tiny_model_dir, tiny_data, "teacher.require_path=true")
+    with pytest.raises(ValueError, match=r"^teacher\.path is not set.*teacher\.require_path=true"):
+        train.run(compose_train(overrides), tmp_path / "run")
+    assert not (tmp_path / "run" / "corpus.jsonl").exists()
+
+
+def test_requiring_a_given_teacher_changes_nothing_the_run_makes(
+    smoke_run, tiny_model_dir, tiny_data, tmp_path
+):
+    given = f"teacher.path={smoke_run[0] / 'cross-encoder'}"
+    train.run(compose_train(smoke_overrides(tiny_model_dir, tiny_data, given)), tmp_path)
+    # The same run with the guard on: the folder's settings still match, no stage reruns.
+    rerun = smoke_overrides(tiny_model_dir, tiny_data, given, "teacher.require_path=true")
+    results = train.run(compose_train(rerun), tmp_path)
+    assert {"data", "mining", "teacher", "labels"} <= set(results["skipped_stages"])
+
+
 def test_a_rerun_that_retrains_only_the_student_does_not_need_the_teacher_models(
     tiny_model_dir, tiny_data, tmp_path
 ):

@@ -164,7 +164,8 @@ def _run_stages(
         stages.run(
             "teacher",
             TEACHER_DIR,
-            asdict(settings.teacher),
+            # require_path only guards the run; teachers made before it existed still resume
+            {k: v for k, v in asdict(settings.teacher).items() if k != "require_path"},
             lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
             preflight=check_teacher,
         )

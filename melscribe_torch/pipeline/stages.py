@@ -144,7 +144,16 @@ def check_teacher_models(
     settings: TeacherSettings, ensemble: EnsembleSettings, aliases: dict[str, dict]
 ) -> None:
     """Fail at once, in one line naming the setting, when the teacher (``teacher.path`` or
-    ``teacher.model``) or the ensemble's dense member (``ensemble.dense``) cannot be loaded here."""
+    ``teacher.model``) or the ensemble's dense member (``ensemble.dense``) cannot be loaded here,
+    or when the recipe needs a given teacher (``teacher.require_path``) and none is given."""
+    if settings.require_path and not settings.path:
+        # Training one here would fit it to the student's own data: a different recipe that
+        # runs to the end and looks like the measured one.
+        raise ValueError(
+            "teacher.path is not set, and this recipe (teacher.require_path=true) does not train "
+            "its teacher on the student's data: give teacher.path=<run>/cross-encoder, a "
+            "cross-encoder trained in an earlier run (docs/distillation.md)"
+        )
     if settings.path:
         check_model_available(settings.path, "teacher.path")
     else:

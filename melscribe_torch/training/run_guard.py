@@ -8,7 +8,8 @@ the stages those settings reach run again and the change is appended to the reco
 ``changes``, which ``results.json`` carries.
 
 Keys that say how to run, not what to make (``train.resume_from``, ``train.stop_after``,
-``train.overwrite``), are not compared.
+``train.overwrite``, and ``teacher.require_path``, a check that changes nothing made), are not
+compared.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from ..run_folder import CHECKPOINT_FILE
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "run-settings.json"
-NOT_COMPARED = ("train.resume_from", "train.stop_after", "train.overwrite")
+NOT_COMPARED = (
+    "train.resume_from",
+    "train.stop_after",
+    "train.overwrite",
+    "teacher.require_path",
+)
 # Directories `models.inference.atomic_directory` writes beside a model directory it replaces.
 _TEMP_DIRECTORY = re.compile(r".+\.(tmp|old)-\d+")
 
