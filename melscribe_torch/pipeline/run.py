@@ -49,7 +49,7 @@ from ..training import (
     validation_metrics,
 )
 from ..training.distributed import barrier
-from ..training.run_guard import RunFolder, guarded_run_folder
+from ..training.run_guard import NOT_COMPARED, RunFolder, guarded_run_folder
 from .runner import StageRunner, remove
 from .stages import (
     check_teacher_models,
@@ -95,6 +95,12 @@ def run_pipeline(
         run_dir, recorded, overwrite=settings.train.overwrite, rank=rank
     ) as folder:
         return _run_stages(run_dir, folder, settings, aliases, rank, world_size, device)
+
+
+def what_it_makes(group: str, section) -> dict[str, Any]:
+    """A settings group as a stage's hash reads it: without the keys that say how to run, not
+    what to make (``run_guard.NOT_COMPARED``), so toggling them reruns no stage."""
+    return {k: v for k, v in asdict(section).items() if f"{group}.{k}" not in NOT_COMPARED}
 
 
 def resolve_precisions(settings: Settings, device: torch.device) -> Settings:
@@ -164,8 +170,7 @@ def _run_stages(
         stages.run(
             "teacher",
             TEACHER_DIR,
-            # require_path only guards the run; teachers made before it existed still resume
-            {k: v for k, v in asdict(settings.teacher).items() if k != "require_path"},
+            what_it_makes("teacher", settings.teacher),
             lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
             preflight=check_teacher,
         )
@@ -196,7 +201,7 @@ def _run_stages(
         rows = read_training_rows(run_dir, with_margins=False)
     train_settings = {
         "model": asdict(settings.model),
-        "train": {k: v for k, v in asdict(train).items() if k not in ("resume_from", "stop_after", "overwrite")},
+        "train": what_it_makes("train", train),
         "loss": recorded_loss_settings(settings.loss),
         "optim": asdict(settings.optim),
         "seed": seed,
