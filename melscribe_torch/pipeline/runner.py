@@ -3,6 +3,9 @@
 Next to each artifact, ``<artifact>.meta.json`` holds a hash of the settings that made it
 (chained with the hash of the stage before, so a changed upstream stage reruns those after
 it). Rerunning in the same directory skips every stage whose artifact and hash match.
+Numbers are hashed by value: 40 and 40.0 (an int on the command line, a float in YAML) are
+one setting. Folders recorded before that rule carry hashes of the raw JSON, which are
+accepted too, so they resume without remaking anything.
 """
 
 from __future__ import annotations
@@ -24,10 +27,26 @@ log = logging.getLogger(__name__)
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
-    """A stable hash of JSON-able settings."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    """A stable hash of JSON-able settings, numbers read by value (40.0 hashes as 40)."""
+    return raw_settings_hash(by_value(settings))
+
+
+def raw_settings_hash(settings: Any) -> str:
+    """The hash of the settings' JSON as written: the only hash of folders made before
+    ``settings_hash`` read numbers by value."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def by_value(settings: Any) -> Any:
+    """``settings`` with every whole float as the int it equals (bools and text untouched)."""
+    if isinstance(settings, dict):
+        return {key: by_value(value) for key, value in settings.items()}
+    if isinstance(settings, (list, tuple)):
+        return [by_value(value) for value in settings]
+    if isinstance(settings, float) and settings.is_integer():
+        return int(settings)
+    return settings
 
 
 class StageRunner:
@@ -42,6 +61,7 @@ class StageRunner:
         self.run_dir = Path(run_dir)
         self.rank = rank
         self.previous = ""
+        self.previous_raw = ""  # the chain of raw hashes, to recognise folders made before
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
         self._checked: list[Callable[[], None]] = []
@@ -49,11 +69,11 @@ class StageRunner:
     def meta_path(self, artifact: str) -> Path:
         return meta_path(self.run_dir, artifact)
 
-    def is_done(self, artifact: str, digest: str) -> bool:
+    def is_done(self, artifact: str, digests: tuple[str, ...]) -> bool:
         meta = self.meta_path(artifact)
         if not (self.run_dir / artifact).exists() or not meta.is_file():
             return False
-        return json.loads(meta.read_text()).get("hash") == digest
+        return json.loads(meta.read_text()).get("hash") in digests
 
     def run(
         self,
@@ -81,9 +101,10 @@ class StageRunner:
             True if the stage ran, False if it was skipped.
         """
         digest = settings_hash({"settings": settings, "previous": self.previous})
-        self.previous = digest
+        raw_digest = raw_settings_hash({"settings": settings, "previous": self.previous_raw})
+        self.previous, self.previous_raw = digest, raw_digest
         path = self.run_dir / artifact
-        if self.is_done(artifact, digest):
+        if self.is_done(artifact, (digest, raw_digest)):
             log.info("stage %s: skipped, %s was made with the same settings", name, path)
             self.skipped.append(name)
             # the time it took when it ran, so a resumed run still reports every stage's cost
