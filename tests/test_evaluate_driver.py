@@ -4,10 +4,12 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from melscribe_torch.cli import evaluate
 from melscribe_torch.conf import CONF_DIR
+from melscribe_torch.models.backbone import ModelNotFoundError
 
 
 def write_custom_csv(path: Path) -> Path:
@@ -50,7 +52,9 @@ def test_custom_test_set_with_tfidf_and_a_model_directory(tmp_path, tiny_model_d
     assert tfidf["metrics"]["recall@1"]["mean"] == 1.0
     assert tfidf["num_requests"] == [4] and tfidf["seeds"] == [0]
     assert results["versions"]["torch"] and results["seeds"] == [0]
+    assert results["complete"] is True and results["pending"] == []
     assert "| tfidf | 100.0 ± 0.0 |" in (tmp_path / "out" / "results.md").read_text()
+    assert "Incomplete" not in (tmp_path / "out" / "results.md").read_text()
     assert payload["models"][str(tiny_model_dir)] == str(tiny_model_dir)
 
 
@@ -101,3 +105,26 @@ def test_a_runs_validation_sets_with_a_rerank_cascade(tmp_path, tiny_model_dir):
         results[cascade]["valid"]["metrics"]["recall@3"]["per_seed"]
         == results["tfidf"]["valid"]["metrics"]["recall@3"]["per_seed"]
     )
+
+
+def test_a_run_stopped_part_way_keeps_the_pairs_it_measured(tmp_path):
+    """A later retriever that fails (here: a model folder that does not exist) leaves the
+    earlier retrievers' results on disk, marked incomplete, with the pairs still pending."""
+    csv_path = write_custom_csv(tmp_path / "mine.csv")
+    missing = tmp_path / "no-such-model"
+    cfg = compose_evaluate(
+        [
+            "test_sets=[custom]",
+            f"retrievers=[tfidf,{missing}]",
+            f"custom.path={csv_path}",
+            "custom.descriptor_column=tags",
+            "custom.sampling=full",
+            "seeds=[0]",
+        ]
+    )
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        evaluate.run(cfg, tmp_path / "out")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["complete"] is False and results["pending"] == [[str(missing), "custom"]]
+    assert results["results"]["tfidf"]["custom"]["metrics"]["recall@1"]["mean"] == 1.0
+    assert "Incomplete, not yet measured" in (tmp_path / "out" / "results.md").read_text()

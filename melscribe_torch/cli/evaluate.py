@@ -63,10 +63,35 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         results[name] = {}
         for test_set, build in builders.items():
             log.info("evaluating %s on %s", name, test_set)
-            results[name][test_set] = evaluate_over_seeds(retriever, build, list(cfg.seeds), list(cfg.k_values))
-    table = format_table(results)
-    payload = {
+            results[name][test_set] = evaluate_over_seeds(
+                retriever, build, list(cfg.seeds), list(cfg.k_values)
+            )
+            recall = results[name][test_set]["metrics"].get("recall@10")
+            if recall is not None:
+                log.info("%s on %s: recall@10 %.2f ± %.2f",
+                         name, test_set, 100 * recall["mean"], 100 * recall["std"])
+            # Written after every pair, so a run stopped part-way (a time limit, a crash in a
+            # later retriever) keeps what it measured; "complete" says whether it got to the end.
+            if output_dir is not None:
+                partial = results_payload(cfg, results, sources, names, list(builders))
+                write_payload(output_dir, partial)
+    payload = results_payload(cfg, results, sources, names, list(builders))
+    if output_dir is not None:
+        write_payload(output_dir, payload)
+        log.info("wrote %s", Path(output_dir) / "results.json")
+    print(format_table(results))
+    return payload
+
+
+def results_payload(
+    cfg: DictConfig, results: dict, sources: dict, names: list, test_sets: list
+) -> dict:
+    """What results.json holds; ``pending``: the (retriever, test set) pairs not yet measured."""
+    pending = [[n, t] for n in names for t in test_sets if t not in results.get(n, {})]
+    return {
         "results": results,
+        "complete": not pending,
+        "pending": pending,
         "models": sources,
         "seeds": list(cfg.seeds),
         "score": cfg.score,
@@ -75,11 +100,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict:
         "machine": machine_info(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    if output_dir is not None:
-        write_results(output_dir, payload, table)
-        log.info("wrote %s", Path(output_dir) / "results.json")
-    print(table)
-    return payload
+
+
+def write_payload(output_dir: str | Path, payload: dict) -> None:
+    """results.json and results.md; results.md names the pending pairs under its table."""
+    table = format_table(payload["results"])
+    if not payload["complete"]:
+        pending = ", ".join(f"{n} on {t}" for n, t in payload["pending"])
+        table += f"\nIncomplete, not yet measured: {pending}\n"
+    write_results(output_dir, payload, table)
 
 
 @hydra.main(config_path="pkg://melscribe_torch.conf", config_name="evaluate", version_base="1.3")
