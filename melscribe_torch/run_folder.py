@@ -7,6 +7,7 @@ One run directory holds the five stages' artifacts::
     validation/requests-seed-<s>/                            stage 1: the same clips, request-like
     hard-negatives.jsonl                                     stage 2: mined negatives per retriever
     cross-encoder/, teacher-metrics.json                     stage 3: the teacher
+    teacher-checkpoint.pt                                    stage 3, while it trains
     gpl-training-data.tsv                                    stage 4: (qid, pos, neg, margin) tuples
     training-tuples.tsv                                      stages 3-4 when the loss uses no margin:
                                                              (qid, pos, neg), no teacher
@@ -33,6 +34,7 @@ VALIDATION_DIR = "validation"
 CAPTION_SETS, REQUEST_SETS = "seed-", "requests-seed-"
 HARD_NEGATIVES_FILE = "hard-negatives.jsonl"
 TEACHER_DIR, TEACHER_METRICS_FILE = "cross-encoder", "teacher-metrics.json"
+TEACHER_CHECKPOINT_FILE = "teacher-checkpoint.pt"  # removed once the teacher is saved
 GPL_TRAINING_FILE = "gpl-training-data.tsv"  # tuples with the teacher's margins
 TUPLES_FILE = "training-tuples.tsv"  # the same tuples without margins (no teacher)
 CHECKPOINT_FILE, METRICS_FILE = "checkpoint.pt", "metrics.jsonl"

@@ -68,6 +68,7 @@ class TeacherSettings:
     valid_fraction: float
     max_valid_examples: int
     seed: int
+    checkpoint_every: int
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import string
 from pathlib import Path
@@ -78,6 +79,20 @@ def build_tiny_model_dir(directory: Path, seed: int = 0) -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A directory holding a tiny random BERT + tokenizer in Hugging Face format (read-only: copy to change)."""
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def _teacher(tiny_model_dir):
+    from melscribe_torch.models import CrossEncoder
+
+    torch.manual_seed(0)  # the new relevance head draws from it
+    return CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def teacher(_teacher):
+    """A cross-encoder on the tiny model with a new head; each test gets its own copy."""
+    return copy.deepcopy(_teacher)
 
 
 @pytest.fixture(scope="module")

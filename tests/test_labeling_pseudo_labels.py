@@ -1,6 +1,5 @@
 """Pseudo-labels: GPL tuple sampling, teacher margins with deduplicated scoring, the TSV file."""
 
-import copy
 
 import pytest
 import torch
@@ -14,7 +13,6 @@ from melscribe_torch.labeling import (
     write_gpl_training_data,
     write_training_tuples,
 )
-from melscribe_torch.models import CrossEncoder
 
 HARD = {
     "q0": {"qid": "q0", "pos": ["d0", "d1"], "neg": {"dense": ["d2", "d3"], "tfidf": ["d4"]}},
@@ -49,17 +47,6 @@ def pairs() -> RetrievalSet:
     return RetrievalSet(
         queries=queries, corpus=corpus, qrels={"q0": {"d0", "d1"}, "q1": {"d5"}, "q2": {"d7"}}
     )
-
-
-@pytest.fixture(scope="module")
-def _teacher(tiny_model_dir):
-    torch.manual_seed(0)
-    return CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture
-def teacher(_teacher):
-    return copy.deepcopy(_teacher)
 
 
 def test_tuples_are_deterministic_and_drawn_from_listed_ids():

@@ -28,7 +28,8 @@ HELPER = REPO_ROOT / "tests" / "kill_points.py"
 TRAIN_KILL_POINTS = [
     "call:melscribe_torch.pipeline.stages:write_beir:2",  # data: one validation set written of several
     "replace:^hard-negatives.jsonl$:1",  # mining: while saving
-    "replace:^cross-encoder$:1",  # teacher: while saving its model directory
+    "replace:^teacher-checkpoint.pt$:2",  # teacher: while saving its step-2 checkpoint
+    "replace:^cross-encoder$:1",  # teacher: while saving its model directory (it resumes at step 2)
     "replace:^gpl-training-data.tsv$:1",  # labels: while saving
     "replace:^gpl-training-data.tsv.meta.json$:1",  # between a stage's artifact and its record
     "replace:^best$:1",  # train: while saving best/ (step 1, before any checkpoint)

@@ -41,3 +41,24 @@ def test_a_folder_recorded_with_the_raw_hashes_resumes(tmp_path):
     # ... and a changed upstream stage still reruns the stages after it
     assert run_two_stages(tmp_path, {**MINING, "k": 10}, LABELS) == ["mining", "labels"]
     assert run_two_stages(tmp_path, {**MINING, "k": 10}, LABELS) == []
+
+
+def test_a_running_stage_knows_its_hash_and_it_changes_with_the_stage_before(tmp_path):
+    """What a stage's checkpoint is keyed to (the teacher's): the hash its meta file records,
+    which moves when an earlier stage's settings move."""
+    seen = []
+
+    def run(folder, mining):
+        folder.mkdir()
+        runner = StageRunner(folder)
+        runner.run("mining", "mining.json", mining, lambda path: path.write_text("{}"))
+        def labels(path):
+            seen.append(runner.running)
+            path.write_text("{}")
+
+        runner.run("labels", "labels.json", LABELS, labels)
+
+    run(tmp_path / "a", MINING)
+    run(tmp_path / "b", {**MINING, "k": 31})
+    recorded = json.loads((tmp_path / "a" / "labels.json.meta.json").read_text())["hash"]
+    assert seen[0] == recorded and seen[1] != seen[0]

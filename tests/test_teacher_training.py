@@ -1,6 +1,5 @@
 """Teacher training loop and its metrics, on the tiny model."""
 
-import copy
 
 import numpy as np
 import pytest
@@ -20,17 +19,6 @@ from melscribe_torch.teacher import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def _teacher(tiny_model_dir):
-    torch.manual_seed(0)
-    return CrossEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
-
-
-@pytest.fixture
-def teacher(_teacher):
-    return copy.deepcopy(_teacher)
 
 
 def toy_examples():

@@ -58,6 +58,8 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     run_dir, results = smoke_run
     for name in ARTIFACTS:
         assert (run_dir / name).exists(), name
+    # the teacher saved itself at each step (smoke: checkpoint_every 1), then removed the file
+    assert not list(run_dir.glob("teacher-checkpoint.pt*"))
     assert results["training"]["step"] == 2 and results["seed"] == 42
     assert 0 <= results["valid_recall@10"]["best"] <= 1
     assert set(results["timings_s"]) >= {"data", "mining", "teacher", "labels", "train"}

@@ -171,7 +171,7 @@ def _run_stages(
             "teacher",
             TEACHER_DIR,
             what_it_makes("teacher", settings.teacher),
-            lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases),
+            lambda p: train_teacher(p, run_dir, pairs, settings.teacher, aliases, stages.running),
             preflight=check_teacher,
         )
         label_settings = {"num_tuples": num_tuples, "seed": seed, "precision": train.label_precision}

@@ -62,6 +62,9 @@ class StageRunner:
         self.rank = rank
         self.previous = ""
         self.previous_raw = ""  # the chain of raw hashes, to recognise folders made before
+        # the hash of the stage being made: a stage that saves itself part-way keys its
+        # checkpoint to it, so a file left by other settings or data is not resumed
+        self.running = ""
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
         self._checked: list[Callable[[], None]] = []
@@ -114,6 +117,7 @@ class StageRunner:
             preflight()
             self._checked.append(preflight)
         log.info("stage %s: running -> %s", name, path)
+        self.running = digest
         tic = time.perf_counter()
         if all_ranks or self.rank == 0:
             make(path)

@@ -22,6 +22,7 @@ from ..io import atomic_write_json
 from ..models import BiEncoder, CrossEncoder
 from ..models.aliases import model_spec
 from ..models.backbone import check_model_available
+from ..teacher.checkpoint import TeacherCheckpoint, remove_teacher_checkpoint
 from ..teacher.ensemble import build_teacher_scorer, check_dense_member
 from ..training.distributed import gather_objects
 from ..run_folder import (
@@ -29,6 +30,7 @@ from ..run_folder import (
     QRELS_DIR,
     QUERIES_FILE,
     REQUEST_SETS,
+    TEACHER_CHECKPOINT_FILE,
     TEACHER_DIR,
     TEACHER_METRICS_FILE,
     read_mined_negatives,
@@ -168,8 +170,13 @@ def train_teacher(
     pairs: RetrievalSet,
     settings: TeacherSettings,
     aliases: dict[str, dict],
+    stage_hash: str = "",
 ) -> dict:
-    """Stage 3: train the cross-encoder (or copy the given one) into ``cross-encoder/``."""
+    """Stage 3: train the cross-encoder (or copy the given one) into ``cross-encoder/``.
+
+    Training saves itself to ``teacher-checkpoint.pt`` every ``settings.checkpoint_every``
+    steps, keyed to ``stage_hash``, and resumes from it; the file goes once the teacher is saved.
+    """
     if settings.path:
         model = CrossEncoder.from_pretrained(settings.path)
         metrics = {"given": settings.path}
@@ -204,11 +211,15 @@ def train_teacher(
             warmup_steps=settings.warmup_steps,
             precision=settings.precision,
             seed=settings.seed,
+            checkpoint=TeacherCheckpoint(
+                run_dir / TEACHER_CHECKPOINT_FILE, settings.checkpoint_every, stage_hash
+            ),
         )
     atomic_write_json(
         run_dir / TEACHER_METRICS_FILE, {"metrics": metrics, "settings": asdict(settings)}
     )
     model.save(path)
+    remove_teacher_checkpoint(run_dir / TEACHER_CHECKPOINT_FILE)
     return metrics
 
 

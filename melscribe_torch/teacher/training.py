@@ -22,6 +22,12 @@ from melscribe_torch.models.inference import autocast_context
 
 from ..training.optimizer import build_adamw
 from ..training.schedule import lr_at
+from .checkpoint import (
+    LoopState,
+    TeacherCheckpoint,
+    resume_teacher_checkpoint,
+    save_teacher_checkpoint,
+)
 from .losses import TeacherLoss, listwise_softmax_loss
 from .metrics import binary_metrics, group_ranking_metrics
 
@@ -93,6 +99,7 @@ def train_cross_encoder(
     precision: str,
     seed: int,
     device: torch.device | str | None = None,
+    checkpoint: TeacherCheckpoint | None = None,
 ) -> dict[str, float]:
     """Train ``model`` (a ``CrossEncoder``) in place for ``steps`` optimizer steps; validate at the end.
 
@@ -112,6 +119,8 @@ def train_cross_encoder(
         precision: "fp32", "bf16" or "fp16" (GPU only) autocast.
         seed: Seeds the shuffle and dropout.
         device: Where to train (default: where the model is).
+        checkpoint: Save the loop there as it goes, and resume from it (``checkpoint``);
+            resumed, the teacher ends with the weights an unkilled run ends with.
 
     Returns:
         Validation ``accuracy``, ``auc``, ``loss`` (BCE) on the examples, ``group_mrr``,
@@ -130,13 +139,18 @@ def train_cross_encoder(
     warmup_steps = min(warmup_steps, steps)
     optimizer = build_adamw(model.parameters(), lr, 0.01, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    order: list[int] = []
-    losses: list[float] = []
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc="teacher", disable=steps < 20)
+    loop = LoopState(0, rng, [], [])
+    resumed = checkpoint and resume_teacher_checkpoint(checkpoint, model, optimizer, scaler)
+    if resumed:
+        loop = resumed
+    start, first_step = time.perf_counter(), loop.steps_done
+    losses, order = loop.losses, loop.order
+    bar = tqdm(
+        range(first_step, steps), desc="teacher", disable=steps < 20, initial=first_step, total=steps
+    )
     for step in bar:
         while len(order) < items_per_step:  # a new pass over the data, reshuffled
-            order += rng.sample(range(len(train_items)), len(train_items))
+            order += loop.shuffle.sample(range(len(train_items)), len(train_items))
         batch = [train_items[i] for i in order[:items_per_step]]
         del order[:items_per_step]
         features = {k: v.to(device) for k, v in model.tokenize_pairs(*loss_fn.pairs(batch)).items()}
@@ -162,6 +176,9 @@ def train_cross_encoder(
             },
         )
         bar.set_postfix(loss=f"{losses[-1]:.4f}", grad_norm=f"{float(grad_norm):.2f}")
+        loop.steps_done = step + 1
+        if checkpoint and checkpoint.due(loop.steps_done, steps):
+            save_teacher_checkpoint(checkpoint, model, optimizer, scaler, loop)
     elapsed = time.perf_counter() - start
     model.eval()
     eval_batch = max(batch_size, 64)
@@ -170,7 +187,8 @@ def train_cross_encoder(
     metrics.update(
         train_loss=sum(losses[-10:]) / len(losses[-10:]),
         steps=steps,
-        examples_per_s=steps * batch_size / elapsed if elapsed > 0 else math.inf,
+        # over the steps this process ran (all of them unless it resumed)
+        examples_per_s=(steps - first_step) * batch_size / elapsed if elapsed > 0 else math.inf,
     )
     log.info("teacher: %s", metrics)
     return metrics

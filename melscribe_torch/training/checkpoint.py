@@ -98,6 +98,14 @@ def load_checkpoint(path: str | Path, model: nn.Module, verify: bool = True) -> 
         CheckpointError: missing, truncated/corrupt, not a plain-data checkpoint, holding
             non-finite weights, or made for another model.
     """
+    state = read_checkpoint(path, verify)
+    load_weights(state, model, path)
+    return state
+
+
+def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, Any]:
+    """A checkpoint's dict, checked (sha256, plain data, its keys, finite weights) but not
+    loaded into any model; ``load_checkpoint`` without the model."""
     path = Path(path)
     fix = "delete it to start over, or point train.resume_from at a good checkpoint"
     if not path.is_file():
@@ -131,10 +139,14 @@ def load_checkpoint(path: str | Path, model: nn.Module, verify: bool = True) -> 
             check_finite(state["ema"]["average"], f"checkpoint {path} (weight average)")
     except IntegrityError as error:
         raise CheckpointError(str(error)) from None
+    return state
+
+
+def load_weights(state: dict[str, Any], model: nn.Module, path: str | Path) -> None:
+    """``state["model"]`` into ``model``; a mismatch names the checkpoint ``path``."""
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
         raise CheckpointError(
             f"checkpoint {path} does not match the model (was it made with another model.name_or_path?): {error}"
         ) from error
-    return state

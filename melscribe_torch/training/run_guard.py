@@ -27,7 +27,7 @@ from typing import Any
 
 from ..io import atomic_write_json, is_temp_file
 from ..locking import exclusive_lock
-from ..run_folder import CHECKPOINT_FILE
+from ..run_folder import CHECKPOINT_FILE, TEACHER_CHECKPOINT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ NOT_COMPARED = (
     "train.stop_after",
     "train.overwrite",
     "teacher.require_path",
+    "teacher.checkpoint_every",
 )
 # Directories `models.inference.atomic_directory` writes beside a model directory it replaces.
 _TEMP_DIRECTORY = re.compile(r".+\.(tmp|old)-\d+")
@@ -122,7 +123,9 @@ def check_settings(run_dir: Path, settings: dict[str, Any], overwrite: bool) -> 
 
 def made_anything(run_dir: Path) -> bool:
     """Whether a stage finished in ``run_dir`` (its ``.meta.json``) or training checkpointed."""
-    return any(run_dir.glob("*.meta.json")) or (run_dir / CHECKPOINT_FILE).exists()
+    return any(run_dir.glob("*.meta.json")) or any(
+        (run_dir / name).exists() for name in (CHECKPOINT_FILE, TEACHER_CHECKPOINT_FILE)
+    )
 
 
 def remove_leftovers(run_dir: Path) -> None:
