@@ -110,6 +110,18 @@ def test_scripts_measure_our_side_alone(tiny_model_dir, tmp_path):
     assert results["labelling"]["precisions"]["fp32"]["ours"]["rate"]["median"] > 0
 
 
+def test_teacher_checkpoint_times_a_step_and_a_save_and_leaves_no_file(tiny_model_dir, tmp_path):
+    scratch = tmp_path / "scratch"
+    results = run_tiny(
+        "teacher_checkpoint", tiny_model_dir, tmp_path / "ckpt.json",
+        "--precision", "fp32", "--every", "10", "--scratch", str(scratch),
+    )
+    assert results["step_s"]["median"] > 0 and results["save_s"]["median"] > 0
+    assert results["checkpoint_mb"] > 0 and results["pairs_per_step"] == 4
+    expected = results["save_s"]["median"] / (10 * results["step_s"]["median"])
+    assert results["overhead"] == pytest.approx(expected)
+    assert not scratch.exists()
+
 def test_rerank_latency_times_every_depth_and_precision(tiny_model_dir, tmp_path, data_root):
     results = run_tiny(
         "rerank_latency", tiny_model_dir, tmp_path / "rerank.json", "--data-root", str(data_root)
