@@ -112,4 +112,3 @@ def remove_teacher_checkpoint(path: Path) -> None:
     """Once the teacher is saved its checkpoint has done its job."""
     path.unlink(missing_ok=True)
     sidecar(path).unlink(missing_ok=True)
-

@@ -119,8 +119,8 @@ def train_cross_encoder(
         precision: "fp32", "bf16" or "fp16" (GPU only) autocast.
         seed: Seeds the shuffle and dropout.
         device: Where to train (default: where the model is).
-        checkpoint: Save the loop there as it goes, and resume from it (``checkpoint``);
-            resumed, the teacher ends with the weights an unkilled run ends with.
+        checkpoint: Where the loop saves itself as it goes and resumes from
+            (``teacher.checkpoint``); resumed, it ends with the weights an unkilled run ends with.
 
     Returns:
         Validation ``accuracy``, ``auc``, ``loss`` (BCE) on the examples, ``group_mrr``,
