@@ -139,10 +139,8 @@ def train_cross_encoder(
     warmup_steps = min(warmup_steps, steps)
     optimizer = build_adamw(model.parameters(), lr, 0.01, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    loop = LoopState(0, rng, [], [])
     resumed = checkpoint and resume_teacher_checkpoint(checkpoint, model, optimizer, scaler)
-    if resumed:
-        loop = resumed
+    loop = resumed or LoopState(0, rng, [], [])
     start, first_step = time.perf_counter(), loop.steps_done
     losses, order = loop.losses, loop.order
     bar = tqdm(
