@@ -1,5 +1,6 @@
 """Teacher training loop and its metrics, on the tiny model."""
 
+import logging
 
 import numpy as np
 import pytest
@@ -11,9 +12,11 @@ from melscribe_torch.teacher import (
     ListwiseSoftmax,
     PointwiseBCE,
     binary_metrics,
+    constant_score_losses,
     evaluate_cross_encoder,
     evaluate_groups,
     group_ranking_metrics,
+    listwise_softmax_loss,
     lr_at,
     train_cross_encoder,
 )
@@ -183,3 +186,39 @@ def test_fp16_training_on_cuda_uses_the_grad_scaler(teacher):
         device="cuda",
     )
     assert metrics["accuracy"] == 1.0 and teacher.device.type == "cuda"
+
+
+def test_a_constant_scorer_reaches_the_constant_score_losses():
+    labels = torch.tensor([1.0, 0.0, 0.0, 0.0] * 5)  # a 25% positive rate, as the BCE teacher's pairs
+    best_constant_logit = torch.full((20,), float(np.log(0.25 / 0.75)))
+    expected = constant_score_losses(labels, group_size=8)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(best_constant_logit, labels)
+    assert expected["constant_loss"] == pytest.approx(bce.item(), abs=1e-6)
+    assert expected["constant_loss"] == pytest.approx(0.5623, abs=1e-4)
+    assert expected["constant_group_loss"] == pytest.approx(listwise_softmax_loss(torch.zeros(3, 8)).item())
+
+
+def test_a_teacher_that_learned_nothing_is_named_in_a_warning(teacher, caplog):
+    examples = toy_examples()
+    kwargs = {
+        "loss_fn": PointwiseBCE(), "valid_groups": toy_groups(), "steps": 3, "batch_size": 8,
+        "warmup_steps": 1, "precision": "fp32", "seed": 0,
+    }
+    with caplog.at_level(logging.WARNING, logger="melscribe_torch.teacher.training"):
+        metrics = train_cross_encoder(teacher, examples, examples, lr=0.0, **kwargs)
+    assert metrics["loss"] > 0.95 * metrics["constant_loss"] == pytest.approx(0.95 * np.log(2))
+    assert len(caplog.records) == 1 and "learned next to nothing" in caplog.text
+    assert "teacher.lr below 0" in caplog.text and "teacher.steps than 3" in caplog.text
+
+
+def test_a_teacher_that_learned_is_not_warned_about(teacher, caplog):
+    with caplog.at_level(logging.WARNING, logger="melscribe_torch.teacher.training"):
+        metrics = train_cross_encoder(
+            teacher, toy_groups(4), toy_examples(), loss_fn=ListwiseSoftmax(group_size=4),
+            valid_groups=toy_groups(4), steps=30, batch_size=8, lr=1e-2, warmup_steps=3,
+            precision="bf16", seed=0,
+        )
+    assert metrics["group_loss"] < 0.95 * metrics["constant_group_loss"] == pytest.approx(
+        0.95 * np.log(4)
+    )
+    assert not caplog.records

@@ -49,6 +49,7 @@ class TeacherLoss(Protocol):
     """What the training loop asks of a teacher loss."""
 
     trains_on: str  # "examples" (labelled pairs) or "groups": which items the loss reads
+    held_out_loss: str  # the key of this loss on held-out data in the teacher's metrics
 
     def items_per_step(self, batch_size: int) -> int:
         """Training items one step draws, for ``batch_size`` pairs."""
@@ -64,6 +65,7 @@ class PointwiseBCE:
     """Binary cross-entropy with logits on labelled (request, descriptor set, label) pairs."""
 
     trains_on = "examples"
+    held_out_loss = "loss"  # the held-out metric (training.evaluate_cross_encoder) of this loss
 
     def items_per_step(self, batch_size: int) -> int:
         return batch_size
@@ -80,6 +82,7 @@ class ListwiseSoftmax:
     """``listwise_softmax_loss`` over groups of ``group_size`` descriptor sets, positive first."""
 
     trains_on = "groups"
+    held_out_loss = "group_loss"  # the held-out metric (training.evaluate_groups) of this loss
 
     def __init__(self, group_size: int):
         if group_size < 2:

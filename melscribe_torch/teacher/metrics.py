@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -60,3 +62,18 @@ def group_ranking_metrics(scores: torch.Tensor | np.ndarray) -> tuple[float, flo
         raise ValueError(f"scores must be (groups >= 1, group_size >= 2), got {scores.shape}")
     ranks = 1 + (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
     return float(np.mean(1.0 / ranks)), float(np.mean(ranks == 1))
+
+
+def constant_score_losses(labels: torch.Tensor | np.ndarray, group_size: int) -> dict[str, float]:
+    """The held-out losses of a scorer that gives every pair one score: what a teacher that
+    learned nothing reaches.
+
+    The binary cross-entropy of the best constant logit is the entropy of the positive rate;
+    a softmax over equal logits spreads ``1 / group_size`` on each set.
+
+    Returns:
+        ``{"constant_loss", "constant_group_loss"}``, beside ``loss`` and ``group_loss``.
+    """
+    rate = float(np.mean(np.asarray(labels, dtype=np.float64) > 0.5))
+    entropy = -sum(p * math.log(p) for p in (rate, 1.0 - rate) if p > 0)
+    return {"constant_loss": entropy, "constant_group_loss": math.log(group_size)}

@@ -29,9 +29,13 @@ from .checkpoint import (
     save_teacher_checkpoint,
 )
 from .losses import TeacherLoss, listwise_softmax_loss
-from .metrics import binary_metrics, group_ranking_metrics
+from .metrics import binary_metrics, constant_score_losses, group_ranking_metrics
 
 log = logging.getLogger(__name__)
+
+# A teacher whose held-out loss is within 5% of a constant score's learned next to nothing
+# (the stalled mpnet run of docs/distillation.md sat at 99.96% of it; trained teachers at 60%).
+LEARNED_LOSS_RATIO = 0.95
 
 Example = tuple[str, str, float]
 Group = tuple[str, list[str]]
@@ -183,10 +187,32 @@ def train_cross_encoder(
     metrics = evaluate_cross_encoder(model, valid_examples, batch_size=eval_batch, precision=precision)
     metrics.update(evaluate_groups(model, valid_groups, batch_size=eval_batch, precision=precision))
     metrics.update(
+        constant_score_losses([label for _, _, label in valid_examples], len(valid_groups[0][1])),
         train_loss=sum(losses[-10:]) / len(losses[-10:]),
         steps=steps,
         # over the steps this process ran (all of them unless it resumed)
         examples_per_s=(steps - first_step) * batch_size / elapsed if elapsed > 0 else math.inf,
     )
     log.info("teacher: %s", metrics)
+    warn_if_unlearned(metrics, loss_fn.held_out_loss, lr)
     return metrics
+
+
+def warn_if_unlearned(metrics: dict[str, float], held_out_loss: str, lr: float) -> bool:
+    """Warn, in one line, when the teacher's held-out loss is no better than a constant score's:
+    its margins would be noise, and a student distilled from them learns nothing from it.
+
+    Returns:
+        Whether it warned.
+    """
+    loss, constant = metrics[held_out_loss], metrics[f"constant_{held_out_loss}"]
+    if loss <= LEARNED_LOSS_RATIO * constant:
+        return False
+    log.warning(
+        "teacher: held-out %s %.4f is within %d%% of the %.4f of scoring every pair alike: it "
+        "learned next to nothing and its labels would teach nothing (a teacher.lr below %g, or "
+        "more teacher.steps than %d, may help)",
+        held_out_loss, loss, round(100 * (1 - LEARNED_LOSS_RATIO)), constant, lr,
+        int(metrics["steps"]),
+    )
+    return True
