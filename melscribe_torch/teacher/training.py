@@ -33,7 +33,7 @@ from .metrics import binary_metrics, constant_score_losses, group_ranking_metric
 
 log = logging.getLogger(__name__)
 
-# A teacher whose held-out loss is within 5% of a constant score's learned next to nothing
+# A teacher whose held-out loss is not 5% below a constant score's learned next to nothing
 # (the stalled mpnet run of docs/distillation.md sat at 99.96% of it; trained teachers at 60%).
 LEARNED_LOSS_RATIO = 0.95
 
@@ -209,7 +209,7 @@ def warn_if_unlearned(metrics: dict[str, float], held_out_loss: str, lr: float) 
     if loss <= LEARNED_LOSS_RATIO * constant:
         return False
     log.warning(
-        "teacher: held-out %s %.4f is within %d%% of the %.4f of scoring every pair alike: it "
+        "teacher: held-out %s %.4f is not %d%% below the %.4f of scoring every pair alike: it "
         "learned next to nothing and its labels would teach nothing (a teacher.lr below %g, or "
         "more teacher.steps than %d, may help)",
         held_out_loss, loss, round(100 * (1 - LEARNED_LOSS_RATIO)), constant, lr,
