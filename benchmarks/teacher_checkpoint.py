@@ -20,19 +20,19 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from melscribe_torch.conf import read_option
 from melscribe_torch.models import CrossEncoder
-from melscribe_torch.models.inference import autocast_context
+from melscribe_torch.teacher import PointwiseBCE
 from melscribe_torch.teacher.checkpoint import (
     LoopState,
     TeacherCheckpoint,
     save_teacher_checkpoint,
 )
+from melscribe_torch.teacher.training import optimizer_step
 from melscribe_torch.training.optimizer import build_adamw
 
 
@@ -75,22 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = build_adamw(model.parameters(), 1e-4, 0.01, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     batch = labelled_pairs(args)
-    features = {
-        k: v.to(device)
-        for k, v in model.tokenize_pairs([q for q, _, _ in batch], [d for _, d, _ in batch]).items()
-    }
-    targets = torch.tensor([label for _, _, label in batch], device=device)
+    loss_fn = PointwiseBCE()
+    features = {k: v.to(device) for k, v in model.tokenize_pairs(*loss_fn.pairs(batch)).items()}
 
-    def step() -> None:
-        with autocast_context(device, precision):
-            logits = model(**features)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+    def step() -> None:  # the teacher loop's own step
+        optimizer_step(model, features, batch, loss_fn, optimizer, scaler, precision)
 
     scratch = Path(args.scratch)
     checkpoint = TeacherCheckpoint(scratch / "teacher-checkpoint.pt", args.every, "benchmark")

@@ -122,6 +122,7 @@ def test_teacher_checkpoint_times_a_step_and_a_save_and_leaves_no_file(tiny_mode
     assert results["overhead"] == pytest.approx(expected)
     assert not scratch.exists()
 
+
 def test_rerank_latency_times_every_depth_and_precision(tiny_model_dir, tmp_path, data_root):
     results = run_tiny(
         "rerank_latency", tiny_model_dir, tmp_path / "rerank.json", "--data-root", str(data_root)

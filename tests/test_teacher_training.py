@@ -167,7 +167,6 @@ def test_default_config_names_a_known_backbone():
     assert cfg.batch_size % cfg.group_size == 0  # so loss=listwise runs with the same batch
 
 
-
 def test_the_mpnet_teacher_preset_changes_the_backbone_and_its_learning_rate_only():
     from training_fixtures import compose_train
 
@@ -177,6 +176,7 @@ def test_the_mpnet_teacher_preset_changes_the_backbone_and_its_learning_rate_onl
     assert {key: value for key, value in mpnet.items() if key not in ("model", "lr")} == {
         key: value for key, value in default.items() if key not in ("model", "lr")
     }
+
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

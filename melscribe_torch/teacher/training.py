@@ -158,15 +158,7 @@ def train_cross_encoder(
         features = {k: v.to(device) for k, v in model.tokenize_pairs(*loss_fn.pairs(batch)).items()}
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, lr, warmup_steps, steps)
-        with autocast_context(device, precision):
-            logits = model(**features)
-        loss = loss_fn(logits, batch)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        loss, grad_norm = optimizer_step(model, features, batch, loss_fn, optimizer, scaler, precision)
         losses.append(loss.item())
         log.debug(
             "teacher step %s",
@@ -198,16 +190,29 @@ def train_cross_encoder(
     return metrics
 
 
-def warn_if_unlearned(metrics: dict[str, float], held_out_loss: str, lr: float) -> bool:
-    """Warn, in one line, when the teacher's held-out loss is no better than a constant score's:
-    its margins would be noise, and a student distilled from them learns nothing from it.
+def optimizer_step(
+    model, features: dict, batch: Sequence, loss_fn: TeacherLoss, optimizer, scaler, precision: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on one batch of tokenized pairs: autocast forward, ``loss_fn``, backward through
+    the scaler (fp16 only), clipping at 1.0, AdamW. Returns (loss, gradient norm)."""
+    with autocast_context(model.device, precision):
+        logits = model(**features)
+    loss = loss_fn(logits, batch)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss, grad_norm
 
-    Returns:
-        Whether it warned.
-    """
+
+def warn_if_unlearned(metrics: dict[str, float], held_out_loss: str, lr: float) -> None:
+    """Warn, in one line, when the teacher's held-out loss is no better than a constant score's:
+    its margins would be noise, and a student distilled from them learns nothing from it."""
     loss, constant = metrics[held_out_loss], metrics[f"constant_{held_out_loss}"]
     if loss <= LEARNED_LOSS_RATIO * constant:
-        return False
+        return
     log.warning(
         "teacher: held-out %s %.4f is not %d%% below the %.4f of scoring every pair alike: it "
         "learned next to nothing and its labels would teach nothing (a teacher.lr below %g, or "
@@ -215,4 +220,3 @@ def warn_if_unlearned(metrics: dict[str, float], held_out_loss: str, lr: float) 
         held_out_loss, loss, round(100 * (1 - LEARNED_LOSS_RATIO)), constant, lr,
         int(metrics["steps"]),
     )
-    return True
